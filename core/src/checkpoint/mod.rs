@@ -1,0 +1,98 @@
+//! Hugging Face checkpoints: a directory with `config.json`, `model.safetensors` (or shards) and
+//! `tokenizer.json`, or a hub name resolved into the HF cache.
+
+#[cfg(feature = "hub")]
+pub mod hub;
+mod safetensors;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+pub use self::safetensors::{write_safetensors, Weights};
+use crate::config::T5Config;
+use crate::error::{Error, Result};
+use crate::model::T5ForConditionalGeneration;
+use crate::tokenizer::T5Tokenizer;
+
+/// The files that make a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// A checkpoint found on disk: where it is and its parsed config.
+#[derive(Clone, Debug)]
+pub struct ModelDir {
+    pub path: PathBuf,
+    pub config: T5Config,
+}
+
+impl ModelDir {
+    /// Opens a local directory, checking that the files a T5 checkpoint needs are there.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::MissingFiles(format!(
+                "{}: no such file or directory",
+                path.display()
+            )));
+        }
+        if !path.is_dir() {
+            return Err(Error::MissingFiles(format!(
+                "{}: not a directory (expected a model directory with config.json)",
+                path.display()
+            )));
+        }
+        let config_path = path.join(CONFIG_FILE);
+        if !config_path.is_file() {
+            return Err(Error::MissingFiles(format!(
+                "{}: no config.json; not a Hugging Face model directory",
+                path.display()
+            )));
+        }
+        let config = T5Config::from_file(&config_path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Resolves `name_or_path`: an existing path is opened as a directory; anything else is taken
+    /// as a hub repository (`t5-small`, `google/flan-t5-base`) and fetched into the HF cache.
+    pub fn resolve(name_or_path: &str) -> Result<Self> {
+        let path = Path::new(name_or_path);
+        if path.exists() || name_or_path.starts_with('.') || name_or_path.starts_with('/') {
+            return Self::open(path);
+        }
+        #[cfg(feature = "hub")]
+        {
+            let dir = hub::fetch_model(name_or_path, &hub::HubOptions::from_env())?;
+            Self::open(dir)
+        }
+        #[cfg(not(feature = "hub"))]
+        Err(Error::MissingFiles(format!(
+            "{name_or_path}: no such directory (hub downloads are not built in)"
+        )))
+    }
+
+    /// Loads the weights onto `device`.
+    pub fn load_model<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<T5ForConditionalGeneration<B>> {
+        let mut weights = Weights::from_dir(&self.path)?;
+        T5ForConditionalGeneration::load(&self.config, &mut weights, device)
+    }
+
+    /// Loads `tokenizer.json`.
+    pub fn load_tokenizer(&self) -> Result<T5Tokenizer> {
+        let file = self.path.join(TOKENIZER_FILE);
+        if !file.is_file() {
+            return Err(Error::MissingFiles(format!(
+                "{}: no tokenizer.json (convert a SentencePiece model with transformers: \
+                 `T5TokenizerFast.from_pretrained(dir).save_pretrained(dir)`)",
+                self.path.display()
+            )));
+        }
+        T5Tokenizer::from_file(&file)
+    }
+}

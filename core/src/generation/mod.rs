@@ -1,0 +1,127 @@
+//! Incremental decoding with a KV cache: greedy and beam search with the semantics of HF
+//! transformers' `generate` (4.57).
+
+mod beam;
+mod greedy;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::T5ForConditionalGeneration;
+
+pub use beam::beam_search;
+pub use greedy::greedy;
+
+/// HF's `early_stopping` for beam search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarlyStopping {
+    /// `False`: stop when the best running beam cannot beat the worst finished one (heuristic).
+    #[default]
+    Heuristic,
+    /// `True`: stop a batch item as soon as `num_beams` hypotheses are finished.
+    Stop,
+    /// `"never"`: the canonical beam search.
+    Never,
+}
+
+/// How to generate. Defaults follow HF's `GenerationConfig` with T5's ids.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenerationConfig {
+    /// Upper bound on generated tokens (the decoder start token is not counted).
+    pub max_new_tokens: usize,
+    /// EOS cannot be chosen before this many tokens.
+    pub min_new_tokens: usize,
+    /// 1 = greedy.
+    pub num_beams: usize,
+    /// Finished beams are scored `sum_logprobs / len^length_penalty`.
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+    /// `None` never stops early (benchmarks).
+    pub eos_token_id: Option<u32>,
+    pub pad_token_id: u32,
+    pub decoder_start_token_id: u32,
+}
+
+impl GenerationConfig {
+    /// Defaults for a model: 20 new tokens, greedy, T5's EOS/pad/start ids from its config.
+    pub fn for_model(config: &crate::T5Config) -> Self {
+        Self {
+            max_new_tokens: 20,
+            min_new_tokens: 0,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            eos_token_id: Some(config.eos_token_id as u32),
+            pad_token_id: config.pad_token_id as u32,
+            decoder_start_token_id: config.decoder_start_token_id() as u32,
+        }
+    }
+}
+
+/// Right-pads token ids into `[batch, len]` ids and attention mask tensors.
+pub fn pad_batch<B: Backend>(
+    inputs: &[Vec<u32>],
+    pad: u32,
+    device: &B::Device,
+) -> Result<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> {
+    let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
+    if inputs.is_empty() || len == 0 {
+        return Err(Error::Invalid("generate: no input tokens".into()));
+    }
+    let mut ids = Vec::with_capacity(inputs.len() * len);
+    let mut mask = Vec::with_capacity(inputs.len() * len);
+    for row in inputs {
+        if row.is_empty() {
+            return Err(Error::Invalid("generate: an input has no tokens".into()));
+        }
+        ids.extend(row.iter().map(|&t| t as i64));
+        ids.extend(std::iter::repeat_n(pad as i64, len - row.len()));
+        mask.extend(std::iter::repeat_n(1i64, row.len()));
+        mask.extend(std::iter::repeat_n(0i64, len - row.len()));
+    }
+    let shape = [inputs.len(), len];
+    Ok((
+        Tensor::from_data(TensorData::new(ids, shape), device),
+        Tensor::from_data(TensorData::new(mask, shape), device),
+    ))
+}
+
+/// Generates for each input (token ids, with `</s>`) and returns the new tokens of each row,
+/// without the decoder start token, up to and including EOS.
+pub fn generate<B: Backend>(
+    model: &T5ForConditionalGeneration<B>,
+    inputs: &[Vec<u32>],
+    config: &GenerationConfig,
+) -> Result<Vec<Vec<u32>>> {
+    let vocab = model.config.vocab_size;
+    for (i, row) in inputs.iter().enumerate() {
+        if let Some(&bad) = row.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Invalid(format!(
+                "input {i}: token id {bad} is outside the vocabulary ({vocab})"
+            )));
+        }
+    }
+    if config.num_beams == 0 {
+        return Err(Error::Invalid("num_beams must be at least 1".into()));
+    }
+    if config.max_new_tokens == 0 {
+        return Ok(vec![Vec::new(); inputs.len()]);
+    }
+    let (ids, mask) = pad_batch::<B>(inputs, config.pad_token_id, &model.device())?;
+    if config.num_beams == 1 {
+        Ok(greedy(model, ids, mask, config))
+    } else {
+        Ok(beam_search(model, ids, mask, config))
+    }
+}
+
+/// Reads a `[batch, vocab]` score tensor to the host.
+pub(crate) fn to_host<B: Backend>(scores: Tensor<B, 2>) -> Vec<f32> {
+    scores
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("f32 data")
+}

@@ -1,0 +1,17 @@
+//! T5 (v1.0, v1.1/flan-T5, mT5) on burn, with per-task adapters, HF checkpoint loading,
+//! KV-cached generation and multi-task training. Generic over the burn backend: wgpu
+//! (Vulkan/Metal/DX12, WebGPU in the browser) and a CPU backend.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod generation;
+pub mod io;
+pub mod model;
+pub mod tokenizer;
+
+pub use config::T5Config;
+pub use error::{Error, Result};
+pub use model::T5ForConditionalGeneration;
+pub use tokenizer::T5Tokenizer;

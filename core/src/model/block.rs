@@ -1,0 +1,226 @@
+//! One T5 block: self-attention, cross-attention (decoder only) and feed-forward sublayers,
+//! each pre-normed with its own layer norm and added back to the residual stream.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use super::attention::Attention;
+use super::cache::KeyValue;
+use super::feed_forward::DenseActDense;
+use super::layer_norm::LayerNorm;
+use crate::checkpoint::Weights;
+use crate::config::T5Config;
+use crate::error::Result;
+
+/// HF `T5LayerSelfAttention`: `x + dropout(SelfAttention(layer_norm(x)))`.
+#[derive(Module, Debug)]
+pub struct LayerSelfAttention<B: Backend> {
+    pub self_attention: Attention<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+/// HF `T5LayerCrossAttention`: `x + dropout(EncDecAttention(layer_norm(x), encoder))`.
+#[derive(Module, Debug)]
+pub struct LayerCrossAttention<B: Backend> {
+    pub enc_dec_attention: Attention<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+/// HF `T5LayerFF`: `x + dropout(DenseReluDense(layer_norm(x)))`.
+#[derive(Module, Debug)]
+pub struct LayerFF<B: Backend> {
+    pub dense_relu_dense: DenseActDense<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+/// HF `T5Block`.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// `layer.0`.
+    pub self_attention: LayerSelfAttention<B>,
+    /// `layer.1` in the decoder.
+    pub cross_attention: Option<LayerCrossAttention<B>>,
+    /// `layer.1` in the encoder, `layer.2` in the decoder.
+    pub feed_forward: LayerFF<B>,
+}
+
+fn norm<B: Backend>(c: &T5Config, device: &B::Device) -> LayerNorm<B> {
+    LayerNorm::init(
+        c.d_model,
+        c.layer_norm_epsilon,
+        c.initializer_factor,
+        device,
+    )
+}
+
+fn load_norm<B: Backend>(
+    w: &mut Weights,
+    name: &str,
+    c: &T5Config,
+    device: &B::Device,
+) -> Result<LayerNorm<B>> {
+    LayerNorm::load(
+        w,
+        &format!("{name}.layer_norm"),
+        c.d_model,
+        c.layer_norm_epsilon,
+        device,
+    )
+}
+
+impl<B: Backend> LayerSelfAttention<B> {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - bias: `[batch or 1, heads or 1, seq, k_len]` (position bias plus masks)
+    /// - past: keys/values of earlier positions when decoding incrementally
+    /// - output: `[batch, seq, d_model]` and the keys/values including this step
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+        past: Option<KeyValue<B>>,
+    ) -> (Tensor<B, 3>, KeyValue<B>) {
+        let normed = self.layer_norm.forward(x.clone());
+        let (key, value) = self.self_attention.project_kv(normed.clone());
+        let kv = match past {
+            Some(past) => KeyValue {
+                key: Tensor::cat(vec![past.key, key], 2),
+                value: Tensor::cat(vec![past.value, value], 2),
+            },
+            None => KeyValue { key, value },
+        };
+        let h = self
+            .self_attention
+            .forward(normed, kv.key.clone(), kv.value.clone(), bias);
+        (x + self.dropout.forward(h), kv)
+    }
+}
+
+impl<B: Backend> LayerCrossAttention<B> {
+    /// # Shapes
+    /// - x: `[batch, tgt, d_model]`; encoder: keys/values of the encoder output
+    /// - bias: encoder padding mask `[batch, 1, 1, src]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        encoder: &KeyValue<B>,
+        bias: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let normed = self.layer_norm.forward(x.clone());
+        let h = self.enc_dec_attention.forward(
+            normed,
+            encoder.key.clone(),
+            encoder.value.clone(),
+            bias,
+        );
+        x + self.dropout.forward(h)
+    }
+}
+
+impl<B: Backend> LayerFF<B> {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self
+            .dense_relu_dense
+            .forward(self.layer_norm.forward(x.clone()));
+        x + self.dropout.forward(h)
+    }
+}
+
+impl<B: Backend> Block<B> {
+    /// A randomly initialized block; `first` blocks own the position-bias table.
+    pub fn init(c: &T5Config, decoder: bool, first: bool, device: &B::Device) -> Self {
+        let dropout = || DropoutConfig::new(c.dropout_rate).init();
+        Self {
+            self_attention: LayerSelfAttention {
+                self_attention: Attention::init(c, first.then_some(!decoder), device),
+                layer_norm: norm(c, device),
+                dropout: dropout(),
+            },
+            cross_attention: decoder.then(|| LayerCrossAttention {
+                enc_dec_attention: Attention::init(c, None, device),
+                layer_norm: norm(c, device),
+                dropout: dropout(),
+            }),
+            feed_forward: LayerFF {
+                dense_relu_dense: DenseActDense::init(c, device),
+                layer_norm: norm(c, device),
+                dropout: dropout(),
+            },
+        }
+    }
+
+    /// Loads `{name}.layer.{0,1,2}...` as HF names them.
+    pub fn load(
+        w: &mut Weights,
+        name: &str,
+        c: &T5Config,
+        decoder: bool,
+        first: bool,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let dropout = || DropoutConfig::new(c.dropout_rate).init();
+        let l0 = format!("{name}.layer.0");
+        let self_attention = LayerSelfAttention {
+            self_attention: Attention::load(
+                w,
+                &format!("{l0}.SelfAttention"),
+                c,
+                first.then_some(!decoder),
+                device,
+            )?,
+            layer_norm: load_norm(w, &l0, c, device)?,
+            dropout: dropout(),
+        };
+        let cross_attention = if decoder {
+            let l1 = format!("{name}.layer.1");
+            Some(LayerCrossAttention {
+                enc_dec_attention: Attention::load(
+                    w,
+                    &format!("{l1}.EncDecAttention"),
+                    c,
+                    None,
+                    device,
+                )?,
+                layer_norm: load_norm(w, &l1, c, device)?,
+                dropout: dropout(),
+            })
+        } else {
+            None
+        };
+        let lf = format!("{name}.layer.{}", if decoder { 2 } else { 1 });
+        let feed_forward = LayerFF {
+            dense_relu_dense: DenseActDense::load(w, &format!("{lf}.DenseReluDense"), c, device)?,
+            layer_norm: load_norm(w, &lf, c, device)?,
+            dropout: dropout(),
+        };
+        Ok(Self {
+            self_attention,
+            cross_attention,
+            feed_forward,
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - self_bias: `[batch or 1, heads, seq, k_len]`
+    /// - cross: encoder keys/values of this layer and the cross-attention mask (decoder only)
+    /// - output: `[batch, seq, d_model]` and this layer's self-attention keys/values
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        self_bias: Tensor<B, 4>,
+        past: Option<KeyValue<B>>,
+        cross: Option<(&KeyValue<B>, Tensor<B, 4>)>,
+    ) -> (Tensor<B, 3>, KeyValue<B>) {
+        let (mut x, kv) = self.self_attention.forward(x, self_bias, past);
+        if let (Some(layer), Some((encoder, bias))) = (&self.cross_attention, cross) {
+            x = layer.forward(x, encoder, bias);
+        }
+        (self.feed_forward.forward(x), kv)
+    }
+}

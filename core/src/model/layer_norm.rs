@@ -1,0 +1,50 @@
+//! T5's layer norm: RMS scaling only (no mean subtraction, no bias), HF's `T5LayerNorm`.
+
+use burn::module::{Initializer, Param};
+use burn::prelude::*;
+
+use crate::checkpoint::Weights;
+use crate::error::Result;
+
+/// RMS layer norm with a learned scale, `weight * x / sqrt(mean(x^2) + eps)`.
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    /// Scale, `[d_model]` (HF key `...layer_norm.weight`).
+    pub weight: Param<Tensor<B, 1>>,
+    /// `layer_norm_epsilon` of the config.
+    pub variance_epsilon: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// A norm whose scale is `value` everywhere (HF initializes it to `initializer_factor`).
+    pub fn init(d_model: usize, eps: f64, value: f64, device: &B::Device) -> Self {
+        let weight = Initializer::Constant { value }.init([d_model], device);
+        Self {
+            weight,
+            variance_epsilon: eps,
+        }
+    }
+
+    pub fn load(
+        w: &mut Weights,
+        name: &str,
+        d_model: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let weight = Param::from_tensor(w.take(&format!("{name}.weight"), [d_model], device)?);
+        Ok(Self {
+            weight,
+            variance_epsilon: eps,
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        // The compute type is f32, so the variance is in f32 as HF requires.
+        let variance = x.clone().powi_scalar(2).mean_dim(2);
+        let x = x * (variance + self.variance_epsilon).sqrt().recip();
+        x * self.weight.val().unsqueeze::<3>()
+    }
+}

@@ -1,0 +1,15 @@
+//! T5 in burn, part for part as HF's `modeling_t5.py`.
+
+pub mod attention;
+pub mod block;
+pub mod cache;
+pub mod feed_forward;
+pub mod layer_norm;
+pub mod loss;
+pub mod relative_bias;
+pub mod stack;
+pub mod t5;
+
+pub use cache::{DecoderCache, KeyValue};
+pub use loss::{cross_entropy, IGNORE_INDEX};
+pub use t5::{Seq2SeqOutput, T5ForConditionalGeneration};

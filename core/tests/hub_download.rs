@@ -1,0 +1,836 @@
+//! `fetch_model` against a fake Hugging Face hub served on 127.0.0.1 by a thread of the test.
+//!
+//! The fake hub answers the two kinds of requests hf-hub 0.4.3's sync client makes:
+//! - `GET /api/models/<id>/revision/<rev>`: the repository listing (`sha`, `siblings`);
+//! - `GET /<id>/resolve/<rev>/<file>` with a `Range` header: first `bytes=0-0` (hf-hub's
+//!   `metadata()`: it needs `X-Repo-Commit`, `ETag` or `X-Linked-Etag`, and the total size from
+//!   `Content-Range: bytes 0-0/<size>`), then `bytes=<start>-` for the download itself.
+//!
+//! Errors look like the hub's: 401 + `X-Error-Code: RepoNotFound` for an unknown repository,
+//! 404 + `EntryNotFound` for a missing file. Every response closes its connection.
+#![cfg(feature = "hub")]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use t5_core::checkpoint::hub::{fetch_model, HubOptions};
+use t5_core::Error;
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+// ------------------------------------------------------------------------- fake hub --
+
+#[derive(Clone)]
+struct FakeRepo {
+    files: BTreeMap<String, Vec<u8>>,
+    /// Whether `/api/models/...` answers (a bare mirror may only proxy `resolve`).
+    listing: bool,
+}
+
+impl FakeRepo {
+    fn new(files: &[(&str, Vec<u8>)]) -> Self {
+        let files = files
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.clone()))
+            .collect();
+        Self {
+            files,
+            listing: true,
+        }
+    }
+    fn without_listing(mut self) -> Self {
+        self.listing = false;
+        self
+    }
+}
+
+struct FakeHub {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeHub {
+    fn start(repos: &[(&str, FakeRepo)]) -> Self {
+        let repos: BTreeMap<String, FakeRepo> = repos
+            .iter()
+            .map(|(id, r)| (id.to_string(), r.clone()))
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, requests) = (stop.clone(), requests.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        // One request per connection; errors only end that connection.
+                        let _ = serve(stream, &repos, &requests);
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `"GET <path> [<range>]"` for every request so far, and forgets them.
+    fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}
+
+impl Drop for FakeHub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the thread sees `stop`.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A stable fake content hash, hex; `len` hex digits (64 like sha256, 40 like git's sha1).
+fn fake_hash(bytes: &[u8], salt: u64, len: usize) -> String {
+    let mut out = String::new();
+    let mut round = 0u64;
+    while out.len() < len {
+        let mut h: u64 = 0xcbf29ce484222325 ^ salt.wrapping_mul(0x9e3779b97f4a7c15) ^ round;
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+        round += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Weights are LFS files on the hub: hf-hub names their blob after `X-Linked-Etag` (the sha256).
+fn is_lfs(name: &str) -> bool {
+    name.ends_with(".safetensors") || name.ends_with(".bin")
+}
+
+fn blob_name(name: &str, bytes: &[u8]) -> String {
+    if is_lfs(name) {
+        fake_hash(bytes, 1, 64)
+    } else {
+        fake_hash(bytes, 2, 40)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    repos: &BTreeMap<String, FakeRepo>,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_string());
+            }
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
+    log.lock().unwrap().push(match &range {
+        Some(r) => format!("GET {path} {r}"),
+        None => format!("GET {path}"),
+    });
+    let response = route(&path, range.as_deref(), repos);
+    let mut stream = stream;
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
+    for (k, v) in &response.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        response.body.len()
+    ));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&response.body)?;
+    stream.flush()
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        416 => "Range Not Satisfiable",
+        _ => "Other",
+    }
+}
+
+fn hub_error(status: u16, code: &str, message: &str) -> Response {
+    Response {
+        status,
+        headers: vec![
+            ("X-Error-Code", code.to_string()),
+            ("Content-Type", "text/plain".into()),
+        ],
+        body: message.as_bytes().to_vec(),
+    }
+}
+
+fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) -> Response {
+    let known_revision = |rev: &str| rev == "main" || rev == COMMIT;
+    // The repository listing.
+    if let Some(rest) = path.strip_prefix("/api/models/") {
+        let Some((id, rev)) = rest.split_once("/revision/") else {
+            return hub_error(404, "EntryNotFound", "bad api path");
+        };
+        let Some(repo) = repos.get(id) else {
+            return hub_error(401, "RepoNotFound", "Repository not found");
+        };
+        if !repo.listing {
+            // A plain 404 page, as from a mirror that does not implement the API.
+            return Response {
+                status: 404,
+                headers: vec![],
+                body: b"Not Found".to_vec(),
+            };
+        }
+        if !known_revision(rev) {
+            return hub_error(404, "RevisionNotFound", "Invalid rev id");
+        }
+        let siblings: Vec<_> = repo
+            .files
+            .keys()
+            .map(|f| serde_json::json!({ "rfilename": f }))
+            .collect();
+        let body =
+            serde_json::json!({ "id": id, "modelId": id, "sha": COMMIT, "siblings": siblings });
+        return Response {
+            status: 200,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: body.to_string().into_bytes(),
+        };
+    }
+    // A file.
+    let Some((id, rest)) = path.trim_start_matches('/').split_once("/resolve/") else {
+        return hub_error(404, "EntryNotFound", "not a resolve path");
+    };
+    let Some(repo) = repos.get(id) else {
+        return hub_error(401, "RepoNotFound", "Repository not found");
+    };
+    let Some((rev, file)) = rest.split_once('/') else {
+        return hub_error(404, "EntryNotFound", "no file");
+    };
+    if !known_revision(rev) {
+        return hub_error(404, "RevisionNotFound", "Invalid rev id");
+    }
+    let Some(bytes) = repo.files.get(file) else {
+        let mut r = hub_error(404, "EntryNotFound", "Entry not found");
+        r.headers.push(("X-Repo-Commit", COMMIT.into()));
+        return r;
+    };
+    let total = bytes.len();
+    let mut headers = vec![
+        ("X-Repo-Commit", COMMIT.to_string()),
+        ("Accept-Ranges", "bytes".to_string()),
+        ("Content-Type", "application/octet-stream".to_string()),
+    ];
+    if is_lfs(file) {
+        // The hub's ETag for an LFS file is not the sha256; hf-hub must prefer X-Linked-Etag.
+        headers.push(("ETag", format!("\"{}\"", fake_hash(bytes, 3, 40))));
+        headers.push(("X-Linked-Etag", format!("\"{}\"", blob_name(file, bytes))));
+        headers.push(("X-Linked-Size", total.to_string()));
+    } else {
+        headers.push(("ETag", format!("\"{}\"", blob_name(file, bytes))));
+    }
+    let Some(range) = range else {
+        return Response {
+            status: 200,
+            headers,
+            body: bytes.clone(),
+        };
+    };
+    let parsed = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(s, e)| {
+            let start: usize = s.parse().ok()?;
+            let end: usize = if e.is_empty() {
+                total.checked_sub(1)?
+            } else {
+                e.parse::<usize>().ok()?.min(total - 1)
+            };
+            (start <= end && end < total).then_some((start, end))
+        });
+    match parsed {
+        Some((start, end)) => {
+            headers.push(("Content-Range", format!("bytes {start}-{end}/{total}")));
+            Response {
+                status: 206,
+                headers,
+                body: bytes[start..=end].to_vec(),
+            }
+        }
+        None => {
+            headers.push(("Content-Range", format!("bytes */{total}")));
+            Response {
+                status: 416,
+                headers,
+                body: vec![],
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------------- fixtures --
+
+const SHARD1: &str = "model-00001-of-00002.safetensors";
+const SHARD2: &str = "model-00002-of-00002.safetensors";
+
+fn bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn config_json() -> Vec<u8> {
+    br#"{"model_type":"t5","d_model":8,"d_kv":4,"d_ff":16,"num_layers":1,"num_heads":2,"vocab_size":32}"#.to_vec()
+}
+
+/// A sharded repository with extra files that must not be downloaded.
+fn sharded_repo() -> FakeRepo {
+    let index = serde_json::json!({
+        "metadata": { "total_size": 4096 },
+        "weight_map": {
+            "shared.weight": SHARD1,
+            "encoder.block.0.layer.0.SelfAttention.q.weight": SHARD1,
+            "decoder.block.0.layer.0.SelfAttention.q.weight": SHARD2,
+        }
+    });
+    FakeRepo::new(&[
+        ("config.json", config_json()),
+        (
+            "tokenizer.json",
+            br#"{"version":"1.0","model":{"type":"Unigram"}}"#.to_vec(),
+        ),
+        (
+            "generation_config.json",
+            br#"{"decoder_start_token_id":0}"#.to_vec(),
+        ),
+        (
+            "model.safetensors.index.json",
+            index.to_string().into_bytes(),
+        ),
+        (SHARD1, bytes(1, 3000)),
+        (SHARD2, bytes(2, 1096)),
+        ("pytorch_model.bin", bytes(3, 500)),
+        ("README.md", b"# tiny".to_vec()),
+    ])
+}
+
+/// Only PyTorch weights.
+fn bin_only_repo() -> FakeRepo {
+    FakeRepo::new(&[
+        ("config.json", config_json()),
+        ("tokenizer.json", b"{}".to_vec()),
+        ("pytorch_model.bin", bytes(4, 100)),
+    ])
+}
+
+fn options(endpoint: &str, cache: &Path) -> HubOptions {
+    HubOptions {
+        endpoint: Some(endpoint.to_string()),
+        cache_dir: Some(cache.to_path_buf()),
+        offline: false,
+        progress: false,
+    }
+}
+
+fn offline(cache: &Path) -> HubOptions {
+    // The endpoint must not matter offline: point it nowhere.
+    HubOptions {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        cache_dir: Some(cache.to_path_buf()),
+        offline: true,
+        progress: false,
+    }
+}
+
+/// ureq 2 (under hf-hub) sends every request through `*_PROXY` and ignores `NO_PROXY`, so a
+/// proxy in the environment would swallow requests to 127.0.0.1.
+fn proxied() -> bool {
+    let proxied = [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
+    if proxied {
+        eprintln!("skipped: a *_PROXY variable is set and hf-hub's HTTP client would use it for 127.0.0.1");
+    }
+    proxied
+}
+
+/// An address where nothing listens.
+fn closed_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+fn snapshot_dir(cache: &Path, folder: &str) -> PathBuf {
+    cache.join(folder).join("snapshots").join(COMMIT)
+}
+
+fn expect_err(result: t5_core::Result<PathBuf>) -> Error {
+    match result {
+        Ok(dir) => panic!("expected an error, got {}", dir.display()),
+        Err(e) => e,
+    }
+}
+
+// ----------------------------------------------------------------------------- tests --
+
+#[test]
+fn downloads_sharded_model_into_the_hf_cache_layout_then_works_offline() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let repo = sharded_repo();
+    let hub = FakeHub::start(&[("org/tiny", repo.clone())]);
+
+    let dir = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    let repo_dir = cache.path().join("models--org--tiny");
+    assert_eq!(dir, snapshot_dir(cache.path(), "models--org--tiny"));
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        SHARD1,
+        SHARD2,
+    ] {
+        let got = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, repo.files[name], "{name}");
+        // Python's layout: the snapshot entry links to blobs/<etag> (the sha256 for LFS files).
+        let blob = repo_dir
+            .join("blobs")
+            .join(blob_name(name, &repo.files[name]));
+        assert_eq!(
+            std::fs::read(&blob).unwrap(),
+            repo.files[name],
+            "blob of {name}"
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::read_link(dir.join(name)).unwrap(),
+            Path::new("../../blobs").join(blob_name(name, &repo.files[name])),
+            "{name}"
+        );
+    }
+    assert!(!dir.join("pytorch_model.bin").exists() && !dir.join("README.md").exists());
+    assert!(!dir.join("spiece.model").exists());
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        COMMIT
+    );
+    // Downloads are pinned to the commit, and hf-hub's `refs/<commit>` is not left behind.
+    assert!(!repo_dir.join("refs").join(COMMIT).exists());
+
+    let requests = hub.take_requests();
+    assert!(
+        requests.iter().any(|r| r.starts_with(&format!(
+            "GET /org/tiny/resolve/{COMMIT}/{SHARD2} bytes=0-0"
+        ))),
+        "{requests:#?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("pytorch_model.bin") || r.contains("README")),
+        "{requests:#?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.contains("spiece.model")),
+        "not listed, so not asked for: {requests:#?}"
+    );
+
+    // The server is gone: only the cache answers.
+    drop(hub);
+    let start = Instant::now();
+    assert_eq!(
+        fetch_model("org/tiny", &offline(cache.path())).unwrap(),
+        dir
+    );
+    assert_eq!(
+        fetch_model(&format!("org/tiny@{COMMIT}"), &offline(cache.path())).unwrap(),
+        dir
+    );
+    assert!(start.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn a_second_online_call_downloads_nothing() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start(&[("org/tiny", sharded_repo())]);
+    let first = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    hub.take_requests();
+    let second = fetch_model("org/tiny@main", &options(&hub.endpoint(), cache.path())).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        hub.take_requests(),
+        vec!["GET /api/models/org/tiny/revision/main".to_string()]
+    );
+}
+
+#[test]
+fn an_unreachable_hub_falls_back_to_a_complete_cache() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start(&[("org/tiny", sharded_repo())]);
+    let dir = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    drop(hub);
+    assert_eq!(
+        fetch_model("org/tiny", &options(&closed_endpoint(), cache.path())).unwrap(),
+        dir
+    );
+}
+
+#[test]
+fn offline_with_an_empty_cache_names_the_missing_files() {
+    let cache = tempfile::tempdir().unwrap();
+    let err = expect_err(fetch_model("google/flan-t5-base", &offline(cache.path())));
+    eprintln!("MSG: {err}");
+    let Error::MissingFiles(msg) = &err else {
+        panic!("expected MissingFiles, got {err:?}")
+    };
+    for needle in [
+        "google/flan-t5-base",
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        &cache.path().display().to_string(),
+        "models--google--flan-t5-base",
+        "huggingface-cli download google/flan-t5-base",
+        "HF_HUB_OFFLINE",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} not in: {msg}");
+    }
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}
+
+#[test]
+fn offline_with_a_partial_cache_names_exactly_the_missing_shard() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start(&[("org/tiny", sharded_repo())]);
+    let dir = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    drop(hub);
+    std::fs::remove_file(dir.join(SHARD2)).unwrap();
+    let err = expect_err(fetch_model("org/tiny", &offline(cache.path())));
+    eprintln!("MSG: {err}");
+    let Error::MissingFiles(msg) = &err else {
+        panic!("expected MissingFiles, got {err:?}")
+    };
+    assert!(
+        msg.contains(SHARD2) && msg.contains(&dir.display().to_string()),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("huggingface-cli download org/tiny {SHARD2}")),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("config.json") && !msg.contains(SHARD1),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_closed_port_is_a_quick_hub_error_naming_the_endpoint() {
+    let cache = tempfile::tempdir().unwrap();
+    let endpoint = closed_endpoint();
+    let start = Instant::now();
+    let err = expect_err(fetch_model("org/tiny", &options(&endpoint, cache.path())));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(msg.contains(&endpoint) && msg.contains("org/tiny"), "{msg}");
+    assert!(
+        msg.contains("HF_ENDPOINT") && msg.contains("HF_HUB_OFFLINE"),
+        "{msg}"
+    );
+    assert!(msg.to_lowercase().contains("refused") || proxied(), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}
+
+#[test]
+fn a_repo_without_safetensors_says_so() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start(&[
+        ("org/bin-only", bin_only_repo()),
+        ("org/bin-only-mirror", bin_only_repo().without_listing()),
+    ]);
+
+    // With the listing: the weights are known to be pytorch_model.bin only.
+    let err = expect_err(fetch_model(
+        "org/bin-only",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/bin-only has no safetensors weights"),
+        "{msg}"
+    );
+    assert!(msg.contains("pytorch_model.bin"), "{msg}");
+    let requests = hub.take_requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("pytorch_model.bin")),
+        "{requests:#?}"
+    );
+
+    // Without it: model.safetensors and the index are probed and 404.
+    let err = expect_err(fetch_model(
+        "org/bin-only-mirror",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/bin-only-mirror has no safetensors weights"),
+        "{msg}"
+    );
+    assert!(msg.contains(&hub.endpoint()), "{msg}");
+    let requests = hub.take_requests();
+    for file in ["model.safetensors", "model.safetensors.index.json"] {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.contains(&format!("/resolve/{COMMIT}/{file} "))),
+            "{file}: {requests:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_mirror_without_the_listing_api_is_probed_file_by_file() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FakeRepo::new(&[
+        ("config.json", config_json()),
+        ("tokenizer.json", b"{\"tok\":1}".to_vec()),
+        ("model.safetensors", bytes(9, 2048)),
+        ("spiece.model", bytes(8, 64)),
+    ])
+    .without_listing();
+    let hub = FakeHub::start(&[("t5-tiny", repo.clone())]);
+    let dir = fetch_model("t5-tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    assert_eq!(dir, snapshot_dir(cache.path(), "models--t5-tiny"));
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "spiece.model",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            repo.files[name],
+            "{name}"
+        );
+    }
+    // generation_config.json is optional: its 404 is not an error.
+    assert!(!dir.join("generation_config.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join("models--t5-tiny/refs/main")).unwrap(),
+        COMMIT
+    );
+    assert!(!cache
+        .path()
+        .join("models--t5-tiny/refs")
+        .join(COMMIT)
+        .exists());
+}
+
+#[test]
+fn missing_required_files_and_unknown_repos_are_hub_errors() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let no_tokenizer = FakeRepo::new(&[
+        ("config.json", config_json()),
+        ("spiece.model", bytes(1, 10)),
+        ("model.safetensors", bytes(2, 10)),
+    ]);
+    let hub = FakeHub::start(&[
+        ("org/no-tok", no_tokenizer.clone()),
+        ("org/no-tok-mirror", no_tokenizer.without_listing()),
+    ]);
+
+    let err = expect_err(fetch_model(
+        "org/nope",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/nope") && msg.contains("not found") && msg.contains(&hub.endpoint()),
+        "{msg}"
+    );
+
+    let err = expect_err(fetch_model(
+        "org/no-tok",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/no-tok")
+            && msg.contains("tokenizer.json")
+            && msg.contains(&hub.endpoint()),
+        "{msg}"
+    );
+
+    let err = expect_err(fetch_model(
+        "org/no-tok-mirror",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/no-tok-mirror: tokenizer.json not found") && msg.contains("404"),
+        "{msg}"
+    );
+
+    let err = expect_err(fetch_model(
+        "org/no-tok@v9",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    eprintln!("MSG: {err}");
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(msg.contains("revision `v9` not found"), "{msg}");
+}
+
+#[test]
+fn invalid_repo_ids_are_rejected_before_any_request() {
+    let cache = tempfile::tempdir().unwrap();
+    for id in ["a/b/c", "org/na me", "org/--x", "../x", "org/name@", ""] {
+        let err = expect_err(fetch_model(id, &options(&closed_endpoint(), cache.path())));
+        assert!(matches!(err, Error::Invalid(_)), "{id:?}: {err:?}");
+    }
+}
+
+#[test]
+fn options_from_hf_variables() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let o = HubOptions::from_vars(vars(&[
+        ("HF_ENDPOINT", "https://mirror.example/"),
+        ("HF_HOME", "/data/hf"),
+        ("HF_HUB_OFFLINE", "1"),
+    ]));
+    assert_eq!(o.endpoint.as_deref(), Some("https://mirror.example"));
+    assert_eq!(o.cache_dir, Some(PathBuf::from("/data/hf/hub")));
+    assert!(o.offline);
+
+    let o = HubOptions::from_vars(vars(&[
+        ("HF_HOME", "/data/hf"),
+        ("HF_HUB_CACHE", "/fast/cache"),
+        ("HF_HUB_OFFLINE", "0"),
+    ]));
+    assert_eq!(o.cache_dir, Some(PathBuf::from("/fast/cache")));
+    assert!(!o.offline && o.endpoint.is_none());
+
+    for on in ["true", "YES", "On"] {
+        assert!(
+            HubOptions::from_vars(|n| (n == "HF_HUB_OFFLINE").then(|| on.to_string())).offline,
+            "{on}"
+        );
+    }
+    let o = HubOptions::from_vars(|_| None);
+    assert!(o.endpoint.is_none() && o.cache_dir.is_none() && !o.offline);
+}
