@@ -1,7 +1,8 @@
 //! `fetch_model` against a fake Hugging Face hub served on 127.0.0.1 by a thread of the test.
 //!
 //! The fake hub answers the two kinds of requests hf-hub 0.4.3's sync client makes:
-//! - `GET /api/models/<id>/revision/<rev>`: the repository listing (`sha`, `siblings`);
+//! - `GET /api/models/<id>/revision/<rev>?blobs=true`: the repository listing (`sha`, and
+//!   `siblings` with each file's `blobId` and, for LFS files, `lfs.sha256`);
 //! - `GET /<id>/resolve/<rev>/<file>` with a `Range` header: first `bytes=0-0` (hf-hub's
 //!   `metadata()`: it needs `X-Repo-Commit`, `ETag` or `X-Linked-Etag`, and the total size from
 //!   `Content-Range: bytes 0-0/<size>`), then `bytes=<start>-` for the download itself.
@@ -23,6 +24,7 @@ use t5_core::checkpoint::hub::{fetch_model, HubOptions};
 use t5_core::Error;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const COMMIT2: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
 // ------------------------------------------------------------------------- fake hub --
 
@@ -31,6 +33,10 @@ struct FakeRepo {
     files: BTreeMap<String, Vec<u8>>,
     /// Whether `/api/models/...` answers (a bare mirror may only proxy `resolve`).
     listing: bool,
+    /// What `main` points at.
+    commit: &'static str,
+    /// Answer every file with a redirect that has no `Location` (a broken proxy).
+    broken_redirects: bool,
 }
 
 impl FakeRepo {
@@ -42,6 +48,8 @@ impl FakeRepo {
         Self {
             files,
             listing: true,
+            commit: COMMIT,
+            broken_redirects: false,
         }
     }
     fn without_listing(mut self) -> Self {
@@ -199,6 +207,7 @@ struct Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         206 => "Partial Content",
         401 => "Unauthorized",
         404 => "Not Found",
@@ -219,7 +228,7 @@ fn hub_error(status: u16, code: &str, message: &str) -> Response {
 }
 
 fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) -> Response {
-    let known_revision = |rev: &str| rev == "main" || rev == COMMIT;
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     // The repository listing.
     if let Some(rest) = path.strip_prefix("/api/models/") {
         let Some((id, rev)) = rest.split_once("/revision/") else {
@@ -236,16 +245,26 @@ fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) ->
                 body: b"Not Found".to_vec(),
             };
         }
-        if !known_revision(rev) {
+        if rev != "main" && rev != repo.commit {
             return hub_error(404, "RevisionNotFound", "Invalid rev id");
         }
         let siblings: Vec<_> = repo
             .files
-            .keys()
-            .map(|f| serde_json::json!({ "rfilename": f }))
+            .iter()
+            .map(|(name, bytes)| {
+                if is_lfs(name) {
+                    serde_json::json!({
+                        "rfilename": name,
+                        "blobId": fake_hash(bytes, 3, 40),
+                        "size": bytes.len(),
+                        "lfs": { "sha256": blob_name(name, bytes), "size": bytes.len(), "pointerSize": 134 },
+                    })
+                } else {
+                    serde_json::json!({ "rfilename": name, "blobId": blob_name(name, bytes), "size": bytes.len() })
+                }
+            })
             .collect();
-        let body =
-            serde_json::json!({ "id": id, "modelId": id, "sha": COMMIT, "siblings": siblings });
+        let body = serde_json::json!({ "id": id, "modelId": id, "sha": repo.commit, "siblings": siblings });
         return Response {
             status: 200,
             headers: vec![("Content-Type", "application/json".into())],
@@ -262,17 +281,25 @@ fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) ->
     let Some((rev, file)) = rest.split_once('/') else {
         return hub_error(404, "EntryNotFound", "no file");
     };
-    if !known_revision(rev) {
+    if rev != "main" && rev != repo.commit {
         return hub_error(404, "RevisionNotFound", "Invalid rev id");
     }
     let Some(bytes) = repo.files.get(file) else {
         let mut r = hub_error(404, "EntryNotFound", "Entry not found");
-        r.headers.push(("X-Repo-Commit", COMMIT.into()));
+        r.headers.push(("X-Repo-Commit", repo.commit.into()));
         return r;
     };
+    if repo.broken_redirects {
+        let mut r = hub_error(302, "", "");
+        r.headers = vec![
+            ("X-Repo-Commit", repo.commit.into()),
+            ("ETag", "\"abc\"".into()),
+        ];
+        return r;
+    }
     let total = bytes.len();
     let mut headers = vec![
-        ("X-Repo-Commit", COMMIT.to_string()),
+        ("X-Repo-Commit", repo.commit.to_string()),
         ("Accept-Ranges", "bytes".to_string()),
         ("Content-Type", "application/octet-stream".to_string()),
     ];
@@ -529,8 +556,109 @@ fn a_second_online_call_downloads_nothing() {
     assert_eq!(first, second);
     assert_eq!(
         hub.take_requests(),
-        vec!["GET /api/models/org/tiny/revision/main".to_string()]
+        vec!["GET /api/models/org/tiny/revision/main?blobs=true".to_string()]
     );
+    // A commit cannot change: a complete snapshot of it needs no request at all.
+    let pinned = fetch_model(
+        &format!("org/tiny@{COMMIT}"),
+        &options(&hub.endpoint(), cache.path()),
+    )
+    .unwrap();
+    assert_eq!(pinned, first);
+    assert_eq!(hub.take_requests(), Vec::<String>::new());
+}
+
+#[test]
+fn a_broken_server_is_an_error_not_a_panic() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let mut repo = sharded_repo().without_listing();
+    repo.broken_redirects = true;
+    let hub = FakeHub::start(&[("org/broken", repo)]);
+    let err = expect_err(fetch_model(
+        "org/broken",
+        &options(&hub.endpoint(), cache.path()),
+    ));
+    let Error::Hub(msg) = &err else {
+        panic!("expected Hub, got {err:?}")
+    };
+    assert!(
+        msg.contains("org/broken") && msg.contains("config.json") && msg.contains(&hub.endpoint()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_new_commit_downloads_only_the_files_that_changed() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start(&[("org/tiny", sharded_repo())]);
+    let old = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    drop(hub);
+
+    let mut repo = sharded_repo();
+    repo.commit = COMMIT2;
+    let new_config = br#"{"model_type":"t5","d_model":16}"#.to_vec();
+    repo.files.insert("config.json".into(), new_config.clone());
+    let hub = FakeHub::start(&[("org/tiny", repo.clone())]);
+    let new = fetch_model("org/tiny", &options(&hub.endpoint(), cache.path())).unwrap();
+    assert_eq!(
+        new,
+        cache
+            .path()
+            .join("models--org--tiny/snapshots")
+            .join(COMMIT2)
+    );
+    let resolved: Vec<String> = hub
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.contains("/resolve/"))
+        .collect();
+    assert_eq!(
+        resolved,
+        [
+            format!("GET /org/tiny/resolve/{COMMIT2}/config.json bytes=0-0"),
+            format!("GET /org/tiny/resolve/{COMMIT2}/config.json bytes=0-"),
+        ]
+    );
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        SHARD1,
+        SHARD2,
+    ] {
+        assert_eq!(
+            std::fs::read(new.join(name)).unwrap(),
+            repo.files[name],
+            "{name}"
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::read_link(new.join(name)).unwrap(),
+            std::fs::read_link(old.join(name))
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join(blob_name(name, &repo.files[name]))
+        );
+    }
+    assert_eq!(
+        std::fs::read(old.join("config.json")).unwrap(),
+        config_json(),
+        "the old snapshot is kept"
+    );
+    let repo_dir = cache.path().join("models--org--tiny");
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        COMMIT2
+    );
+    assert!(!repo_dir.join("refs").join(COMMIT2).exists());
 }
 
 #[test]
@@ -552,7 +680,6 @@ fn an_unreachable_hub_falls_back_to_a_complete_cache() {
 fn offline_with_an_empty_cache_names_the_missing_files() {
     let cache = tempfile::tempdir().unwrap();
     let err = expect_err(fetch_model("google/flan-t5-base", &offline(cache.path())));
-    eprintln!("MSG: {err}");
     let Error::MissingFiles(msg) = &err else {
         panic!("expected MissingFiles, got {err:?}")
     };
@@ -582,7 +709,6 @@ fn offline_with_a_partial_cache_names_exactly_the_missing_shard() {
     drop(hub);
     std::fs::remove_file(dir.join(SHARD2)).unwrap();
     let err = expect_err(fetch_model("org/tiny", &offline(cache.path())));
-    eprintln!("MSG: {err}");
     let Error::MissingFiles(msg) = &err else {
         panic!("expected MissingFiles, got {err:?}")
     };
@@ -611,7 +737,6 @@ fn a_closed_port_is_a_quick_hub_error_naming_the_endpoint() {
         "took {:?}",
         start.elapsed()
     );
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -640,7 +765,6 @@ fn a_repo_without_safetensors_says_so() {
         "org/bin-only",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -660,7 +784,6 @@ fn a_repo_without_safetensors_says_so() {
         "org/bin-only-mirror",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -741,7 +864,6 @@ fn missing_required_files_and_unknown_repos_are_hub_errors() {
         "org/nope",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -754,7 +876,6 @@ fn missing_required_files_and_unknown_repos_are_hub_errors() {
         "org/no-tok",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -769,7 +890,6 @@ fn missing_required_files_and_unknown_repos_are_hub_errors() {
         "org/no-tok-mirror",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -782,7 +902,6 @@ fn missing_required_files_and_unknown_repos_are_hub_errors() {
         "org/no-tok@v9",
         &options(&hub.endpoint(), cache.path()),
     ));
-    eprintln!("MSG: {err}");
     let Error::Hub(msg) = &err else {
         panic!("expected Hub, got {err:?}")
     };
@@ -792,7 +911,16 @@ fn missing_required_files_and_unknown_repos_are_hub_errors() {
 #[test]
 fn invalid_repo_ids_are_rejected_before_any_request() {
     let cache = tempfile::tempdir().unwrap();
-    for id in ["a/b/c", "org/na me", "org/--x", "../x", "org/name@", ""] {
+    for id in [
+        "a/b/c",
+        "org/na me",
+        "org/--x",
+        "../x",
+        "org/name@",
+        "org/name@a b",
+        "org/name@../x",
+        "",
+    ] {
         let err = expect_err(fetch_model(id, &options(&closed_endpoint(), cache.path())));
         assert!(matches!(err, Error::Invalid(_)), "{id:?}: {err:?}");
     }
@@ -831,6 +959,16 @@ fn options_from_hf_variables() {
             "{on}"
         );
     }
+    let o = HubOptions::from_vars(vars(&[
+        ("HOME", "/home/me"),
+        ("HF_HOME", "~/hf"),
+        ("HF_ENDPOINT", " "),
+    ]));
+    assert_eq!(o.cache_dir, Some(PathBuf::from("/home/me/hf/hub")));
+    assert!(o.endpoint.is_none(), "blank is unset");
+    let o = HubOptions::from_vars(vars(&[("XDG_CACHE_HOME", "/xdg")]));
+    assert_eq!(o.cache_dir, Some(PathBuf::from("/xdg/huggingface/hub")));
+
     let o = HubOptions::from_vars(|_| None);
     assert!(o.endpoint.is_none() && o.cache_dir.is_none() && !o.offline);
 }

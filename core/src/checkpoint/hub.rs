@@ -4,13 +4,14 @@
 //! `<cache>/models--org--name/blobs/<etag>`, with `snapshots/<commit>/<file>` symlinks to the
 //! blobs and `refs/<revision>` holding the commit, so one cache serves both ecosystems.
 //!
-//! Online, the repository listing (`/api/models/<id>/revision/<rev>`) gives the commit and the
-//! file names; files already in that commit's snapshot are not downloaded again, the others are
-//! downloaded pinned to that commit. Mirrors without the listing API are handled by probing the
+//! Online, the repository listing (`/api/models/<id>/revision/<rev>?blobs=true`) gives the
+//! commit, the file names and their blob ids; files already in that commit's snapshot, or whose
+//! blob is already cached (unchanged since another commit), are not downloaded again; the others
+//! are downloaded with hf-hub, pinned to that commit. Mirrors without the listing API are handled by probing the
 //! files directly. When the hub cannot be reached, a complete cached snapshot is used instead
 //! (with a warning). Offline, only the cache is read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -61,13 +62,17 @@ impl HubOptions {
                 .filter(|v| !v.is_empty())
         };
         let endpoint = get("HF_ENDPOINT").map(|e| e.trim_end_matches('/').to_string());
+        // Python expands `~` in these.
+        let path = |value: String| match (value.strip_prefix("~/"), get("HOME")) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ if value == "~" => get("HOME").map_or_else(|| PathBuf::from(&value), PathBuf::from),
+            _ => PathBuf::from(value),
+        };
         let cache_dir = get("HF_HUB_CACHE")
             .or_else(|| get("HUGGINGFACE_HUB_CACHE"))
-            .map(PathBuf::from)
-            .or_else(|| get("HF_HOME").map(|home| PathBuf::from(home).join("hub")))
-            .or_else(|| {
-                get("XDG_CACHE_HOME").map(|xdg| PathBuf::from(xdg).join("huggingface").join("hub"))
-            });
+            .map(path)
+            .or_else(|| get("HF_HOME").map(|home| path(home).join("hub")))
+            .or_else(|| get("XDG_CACHE_HOME").map(|xdg| path(xdg).join("huggingface").join("hub")));
         let offline = get("HF_HUB_OFFLINE").is_some_and(|v| truthy(&v));
         let progress = std::io::stderr().is_terminal()
             && !get("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| truthy(&v));
@@ -144,6 +149,12 @@ pub fn fetch_model(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
             missing => Err(fetch.offline_error(missing)),
         };
     }
+    if is_commit_hash(&fetch.revision) {
+        // A commit never changes: when its snapshot is complete there is nothing to ask the hub.
+        if let Ok(Cached::Complete(dir)) = fetch.check_cache() {
+            return Ok(dir);
+        }
+    }
     match fetch.online() {
         Ok(dir) => Ok(dir),
         Err(Fail::Fatal(e)) => Err(e),
@@ -170,7 +181,15 @@ fn parse_repo_id(spec: &str) -> Result<(String, String)> {
              (`name`, `org/name` or `org/name@revision`): {why}"
         ))
     };
-    if revision.is_empty() || revision.contains("..") || revision.starts_with('/') {
+    let revision_chars = revision
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if revision.is_empty()
+        || !revision_chars
+        || revision.contains("..")
+        || revision.starts_with('/')
+        || revision.ends_with('/')
+    {
         return Err(invalid("bad revision"));
     }
     let parts: Vec<&str> = id.split('/').collect();
@@ -195,7 +214,7 @@ fn parse_repo_id(spec: &str) -> Result<(String, String)> {
 }
 
 fn is_commit_hash(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A commit id that is safe as a directory name.
@@ -251,6 +270,12 @@ enum Cached {
     },
 }
 
+/// The repository listing: the commit the revision points at, and each file with its blob name.
+struct Listing {
+    commit: String,
+    files: BTreeMap<String, Option<String>>,
+}
+
 /// Why an online fetch stopped.
 enum Fail {
     /// The hub could not be reached (or failed on its side): the cache may stand in.
@@ -276,6 +301,23 @@ impl Failure {
     fn is_not_found(&self) -> bool {
         matches!(self, Failure::Status { code: 404, .. })
     }
+}
+
+/// Runs an hf-hub call, turning a panic inside it into a failure: hf-hub 0.4.3 unwraps a few
+/// things a broken server controls (a redirect without `Location`, for one).
+fn guarded<T>(
+    call: impl FnOnce() -> std::result::Result<T, Failure>,
+) -> std::result::Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Err(Failure::Other(format!(
+            "the hub client failed on an unexpected answer ({what})"
+        )))
+    })
 }
 
 fn classify(err: ApiError) -> Failure {
@@ -486,13 +528,9 @@ impl Fetch {
 
     fn online(&self) -> std::result::Result<PathBuf, Fail> {
         let api = self.build_api()?;
-        match api.repo(self.repo(&self.revision)).info() {
-            Ok(info) => {
-                let files: BTreeSet<String> =
-                    info.siblings.into_iter().map(|s| s.rfilename).collect();
-                self.fetch_listed(&api, info.sha.trim(), &files)
-            }
-            Err(err) => match classify(err) {
+        match self.list(&api) {
+            Ok(listing) => self.fetch_listed(&api, &listing),
+            Err(failure) => match failure {
                 Failure::Network(cause) => Err(self.network(&cause, "the file list")),
                 Failure::Status { code, error_code } if code >= 500 => {
                     Err(self.server_error(code, error_code, "the file list"))
@@ -520,6 +558,40 @@ impl Fetch {
                 }
             },
         }
+    }
+
+    /// The repository listing with blob ids (`/api/models/<id>/revision/<rev>?blobs=true`).
+    fn list(&self, api: &Api) -> std::result::Result<Listing, Failure> {
+        let response = api
+            .repo(self.repo(&self.revision))
+            .info_request()
+            .query("blobs", "true")
+            .call()
+            .map_err(|e| classify(ApiError::RequestError(Box::new(e))))?;
+        let value: serde_json::Value = response
+            .into_json()
+            .map_err(|e| Failure::Other(format!("the listing is not the hub's JSON: {e}")))?;
+        let commit = value["sha"]
+            .as_str()
+            .map(|s| s.trim().to_string())
+            .ok_or_else(|| Failure::Other("the listing has no `sha`".into()))?;
+        let siblings = value["siblings"]
+            .as_array()
+            .ok_or_else(|| Failure::Other("the listing has no `siblings`".into()))?;
+        let files = siblings
+            .iter()
+            .filter_map(|sibling| {
+                let name = sibling["rfilename"].as_str()?.to_string();
+                // The blob name Python and hf-hub use: the sha256 of LFS files, else the git id.
+                let etag = sibling["lfs"]["sha256"]
+                    .as_str()
+                    .or_else(|| sibling["blobId"].as_str())
+                    .filter(|e| is_safe_commit(e))
+                    .map(str::to_string);
+                Some((name, etag))
+            })
+            .collect();
+        Ok(Listing { commit, files })
     }
 
     fn network(&self, cause: &str, what: &str) -> Fail {
@@ -607,13 +679,10 @@ impl Fetch {
         )))
     }
 
-    /// The repository listing gave the commit and the file names.
-    fn fetch_listed(
-        &self,
-        api: &Api,
-        commit: &str,
-        files: &BTreeSet<String>,
-    ) -> std::result::Result<PathBuf, Fail> {
+    /// The repository listing gave the commit, the file names and their blobs.
+    fn fetch_listed(&self, api: &Api, listing: &Listing) -> std::result::Result<PathBuf, Fail> {
+        let commit = listing.commit.as_str();
+        let files: BTreeSet<&str> = listing.files.keys().map(String::as_str).collect();
         if !is_safe_commit(commit) {
             return Err(self.http_error(
                 Failure::Other(format!("the listing names an invalid commit `{commit}`")),
@@ -629,13 +698,19 @@ impl Fetch {
                 } else {
                     ""
                 };
+                let hint = hint.replace("(repo)", &format!("(\"{}\")", self.id));
                 return Err(Fail::Fatal(Error::Hub(format!(
                     "{id}: the repository on {} has no {required} at commit {commit}{hint}",
                     self.endpoint
                 ))));
             }
         }
-        let pinned = Pinned::new(self, api, commit);
+        let mut pinned = Pinned::new(self, api, commit);
+        pinned.etags = listing
+            .files
+            .iter()
+            .filter_map(|(name, etag)| Some((name.clone(), etag.clone()?)))
+            .collect();
         pinned.get(CONFIG_FILE)?;
         pinned.get(TOKENIZER_FILE)?;
         if files.contains(WEIGHTS_FILE) {
@@ -643,7 +718,7 @@ impl Fetch {
         } else if files.contains(WEIGHTS_INDEX_FILE) {
             let index = pinned.get(WEIGHTS_INDEX_FILE)?;
             let shards = index_shards(&index).map_err(Fail::Fatal)?;
-            if let Some(absent) = shards.iter().find(|s| !files.contains(*s)) {
+            if let Some(absent) = shards.iter().find(|s| !files.contains(s.as_str())) {
                 return Err(Fail::Fatal(Error::Hub(format!(
                     "{id}: {WEIGHTS_INDEX_FILE} lists {absent}, which the repository on {} does not have",
                     self.endpoint
@@ -655,7 +730,7 @@ impl Fetch {
         } else {
             let others: Vec<&str> = files
                 .iter()
-                .map(String::as_str)
+                .copied()
                 .filter(|f| {
                     [
                         ".bin", ".h5", ".msgpack", ".ckpt", ".pt", ".pth", ".gguf", ".onnx",
@@ -682,10 +757,9 @@ impl Fetch {
     /// No listing (a mirror without the API): learn the commit from `config.json`, then probe.
     fn fetch_probing(&self, api: &Api) -> std::result::Result<PathBuf, Fail> {
         let revision_ref_existed = self.refs_path(&self.revision).exists();
-        let config = api
-            .repo(self.repo(&self.revision))
-            .download(CONFIG_FILE)
-            .map_err(|e| self.http_error(classify(e), CONFIG_FILE))?;
+        let repo = api.repo(self.repo(&self.revision));
+        let config = guarded(|| repo.download(CONFIG_FILE).map_err(classify))
+            .map_err(|f| self.http_error(f, CONFIG_FILE))?;
         let commit = config
             .parent()
             .and_then(Path::file_name)
@@ -746,6 +820,9 @@ struct Pinned<'a> {
     /// Whether `refs/<commit>` existed before: hf-hub writes it for pinned downloads, Python
     /// never does, so a new one is removed at the end.
     commit_ref_existed: bool,
+    /// File name → blob name, from the listing: a blob already in the cache (the same file in
+    /// another commit) is linked instead of downloaded again.
+    etags: BTreeMap<String, String>,
 }
 
 impl<'a> Pinned<'a> {
@@ -756,7 +833,40 @@ impl<'a> Pinned<'a> {
             commit: commit.to_string(),
             snapshot: fetch.repo_dir().join("snapshots").join(commit),
             commit_ref_existed: fetch.refs_path(commit).exists(),
+            etags: BTreeMap::new(),
         }
+    }
+
+    /// Links `snapshots/<commit>/<file>` to an existing `blobs/<etag>`, as Python does.
+    fn link_blob(&self, file: &str, target: &Path) -> Option<PathBuf> {
+        let blob = self
+            .fetch
+            .repo_dir()
+            .join("blobs")
+            .join(self.etags.get(file)?);
+        if !blob.is_file() {
+            return None;
+        }
+        let parent = target.parent()?;
+        std::fs::create_dir_all(parent).ok()?;
+        // From snapshots/<commit>/<file> back to the repository folder.
+        let mut relative = PathBuf::from("..");
+        for _ in file.split('/') {
+            relative.push("..");
+        }
+        relative.push("blobs");
+        relative.push(blob.file_name()?);
+        #[cfg(unix)]
+        let linked = std::os::unix::fs::symlink(&relative, target).is_ok();
+        #[cfg(windows)]
+        let linked = std::os::windows::fs::symlink_file(&relative, target).is_ok()
+            || std::fs::copy(&blob, target).is_ok();
+        #[cfg(not(any(unix, windows)))]
+        let linked = std::fs::copy(&blob, target).is_ok();
+        (linked && target.is_file()).then(|| {
+            tracing::debug!("{file}: reusing cached blob {}", blob.display());
+            target.to_path_buf()
+        })
     }
 
     fn cached(&self, file: &str) -> Option<PathBuf> {
@@ -775,12 +885,15 @@ impl<'a> Pinned<'a> {
             std::fs::remove_file(&target)
                 .map_err(|e| Failure::Other(format!("{}: {e}", target.display())))?;
         }
+        if let Some(path) = self.link_blob(file, &target) {
+            return Ok(path);
+        }
         tracing::info!(
             "downloading {file} of {} from {}",
             self.fetch.display_id(),
             self.fetch.endpoint
         );
-        let path = self.repo.download(file).map_err(classify)?;
+        let path = guarded(|| self.repo.download(file).map_err(classify))?;
         if path != target {
             return Err(Failure::Other(format!(
                 "it was stored at {} instead of {} (the hub answered for another commit than {})",

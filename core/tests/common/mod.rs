@@ -1,0 +1,113 @@
+//! Shared helpers for the integration tests: the committed HF fixtures and their golden values.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// `tests/fixtures/` at the workspace root.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub fn model_dir(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+/// A fixture model's `golden.json`.
+pub struct Golden(pub Value);
+
+impl Golden {
+    pub fn load(model: &str) -> Self {
+        let path = model_dir(model).join("golden.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Golden(serde_json::from_str(&text).expect("golden.json parses"))
+    }
+
+    pub fn get(&self, key: &str) -> &Value {
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("golden.json has no `{key}`"))
+    }
+
+    /// A nested list flattened, with its shape.
+    pub fn floats(&self, key: &str) -> (Vec<f32>, Vec<usize>) {
+        flatten_f32(self.get(key))
+    }
+
+    pub fn ints(&self, key: &str) -> Vec<Vec<i64>> {
+        int_rows(self.get(key))
+    }
+
+    pub fn f64(&self, key: &str) -> f64 {
+        self.get(key)
+            .as_f64()
+            .unwrap_or_else(|| panic!("`{key}` is not a number"))
+    }
+
+    pub fn texts(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+pub fn int_rows(v: &Value) -> Vec<Vec<i64>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+pub fn flatten_f32(v: &Value) -> (Vec<f32>, Vec<usize>) {
+    fn walk(v: &Value, depth: usize, shape: &mut Vec<usize>, out: &mut Vec<f32>) {
+        match v {
+            Value::Array(items) => {
+                if shape.len() == depth {
+                    shape.push(items.len());
+                }
+                for item in items {
+                    walk(item, depth + 1, shape, out);
+                }
+            }
+            other => out.push(other.as_f64().expect("number") as f32),
+        }
+    }
+    let (mut shape, mut out) = (Vec::new(), Vec::new());
+    walk(v, 0, &mut shape, &mut out);
+    (out, shape)
+}
+
+/// HF's `generate` rows minus the decoder start token, cut after the first EOS (HF pads finished
+/// rows with pad or EOS depending on the search).
+pub fn strip_generated(row: &[i64], eos: i64) -> Vec<u32> {
+    let mut out = Vec::new();
+    for &t in &row[1..] {
+        out.push(t as u32);
+        if t == eos {
+            break;
+        }
+    }
+    out
+}
+
+/// Largest absolute difference; panics when shapes differ.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

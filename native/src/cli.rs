@@ -1,0 +1,90 @@
+//! Command-line arguments. Every option is documented here; `native <command> --help` shows it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Multi-task fine-tuning of T5 with adapter layers: train, generate, evaluate, export.
+#[derive(Debug, Parser)]
+#[command(name = "native", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate text with a T5 model (greedy or beam search).
+    Generate(GenerateArgs),
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A GPU through wgpu when one is found, else the CPU.
+    Auto,
+    /// wgpu (Vulkan, Metal, DX12), also on a software adapter such as lavapipe.
+    Wgpu,
+    /// The CPU backend.
+    Cpu,
+}
+
+/// HF's `early_stopping` for beam search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EarlyStoppingArg {
+    /// Stop when no running beam can beat the finished ones (HF `early_stopping=False`).
+    False,
+    /// Stop as soon as `num_beams` hypotheses are finished (HF `early_stopping=True`).
+    True,
+    /// Canonical beam search: run until no improvement is possible at any length.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A model directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face hub
+    /// name such as `t5-small` or `google/flan-t5-base` (downloaded into the HF cache; honors
+    /// HF_HOME, HF_ENDPOINT and HF_HUB_OFFLINE).
+    #[arg(long, short)]
+    pub model: String,
+
+    /// Input texts; one output per input. Without any, inputs are read from stdin, one per line.
+    pub text: Vec<String>,
+
+    /// Maximum number of tokens to generate per input.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+
+    /// Minimum number of tokens before end-of-sequence may be generated.
+    #[arg(long, default_value_t = 0)]
+    pub min_new_tokens: usize,
+
+    /// Beam width; 1 is greedy decoding.
+    #[arg(long, default_value_t = 1)]
+    pub num_beams: usize,
+
+    /// Beam search: finished hypotheses are scored sum(log p) / length^length_penalty.
+    #[arg(long, default_value_t = 1.0)]
+    pub length_penalty: f32,
+
+    /// Beam search stopping rule, as in HF transformers.
+    #[arg(long, value_enum, default_value_t = EarlyStoppingArg::False)]
+    pub early_stopping: EarlyStoppingArg,
+
+    /// Inputs decoded together in one batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+
+    /// Where to run: auto picks a GPU through wgpu when one exists, else the CPU.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+
+    /// Print one JSON object per input: {"input", "output", "ids"}; `ids` are the generated
+    /// token ids without the decoder start token, up to and including end-of-sequence.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Read inputs from this file (one per line) instead of stdin.
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+}

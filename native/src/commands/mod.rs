@@ -1,0 +1,13 @@
+//! One module per subcommand.
+
+pub mod generate;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+    }
+}

@@ -1,0 +1,307 @@
+//! The `native` binary end to end: outputs equal HF's, bad input is one line on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn native(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_native"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env(
+            "HF_HOME",
+            std::env::temp_dir().join("native-cli-test-empty-hf-home"),
+        )
+        .output()
+        .expect("runs native")
+}
+
+fn golden(model: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join(model).join("golden.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// HF's sequence without the start token, cut after EOS.
+fn hf_ids(row: &serde_json::Value) -> Vec<u64> {
+    let mut out = Vec::new();
+    for t in row
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|v| v.as_u64().unwrap())
+    {
+        out.push(t);
+        if t == 1 {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn generate_json_prints_hf_ids() {
+    for (model, key, beams) in [
+        ("t5-v1_0", "greedy", "1"),
+        ("t5-v1_1", "greedy", "1"),
+        ("t5-v1_1", "beam4", "4"),
+    ] {
+        let g = golden(model);
+        let texts: Vec<&str> = g["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let dir = fixtures().join(model);
+        let mut args = vec![
+            "generate",
+            "--json",
+            "--backend",
+            "cpu",
+            "--max-new-tokens",
+            "16",
+            "--num-beams",
+            beams,
+        ];
+        if beams != "1" {
+            args.extend(["--early-stopping", "true"]);
+        }
+        args.extend(["--model", dir.to_str().unwrap()]);
+        args.extend(texts.iter().copied());
+        let out = native(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), texts.len());
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line["input"], texts[i]);
+            let ids: Vec<u64> = line["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(ids, hf_ids(&g[key][i]), "{model} {key} row {i}");
+            assert!(line["output"].as_str().unwrap().len() > 0);
+        }
+    }
+}
+
+#[test]
+fn generate_reads_stdin_one_input_per_line() {
+    use std::io::Write;
+    let dir = fixtures().join("t5-v1_0");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_native"))
+        .args([
+            "generate",
+            "--backend",
+            "cpu",
+            "--max-new-tokens",
+            "16",
+            "--model",
+            dir.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"translate English to German: the cat sat on the mat\n\nquestion: Where does the river flow? context: The river starts in the mountains.\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], "die Katze sass auf der Matte");
+}
+
+/// Copies a fixture model into a temp dir so a test can damage it.
+fn copy_model(model: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join(model)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    tmp
+}
+
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("INFO")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    for needle in needles {
+        assert!(lines[0].contains(needle), "`{needle}` not in: {}", lines[0]);
+    }
+}
+
+fn generate_with(dir: &Path) -> Output {
+    native(&[
+        "generate",
+        "--backend",
+        "cpu",
+        "--model",
+        dir.to_str().unwrap(),
+        "hello",
+    ])
+}
+
+#[test]
+fn missing_path_is_one_line() {
+    assert_one_line_error(
+        &generate_with(Path::new("/no/such/model")),
+        &["/no/such/model", "no such file"],
+    );
+}
+
+#[test]
+fn directory_without_config_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_one_line_error(&generate_with(tmp.path()), &["no config.json"]);
+}
+
+#[test]
+fn truncated_weights_are_one_line() {
+    let tmp = copy_model("t5-v1_0");
+    let file = tmp.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    assert_one_line_error(
+        &generate_with(tmp.path()),
+        &["model.safetensors", "truncated"],
+    );
+}
+
+#[test]
+fn shapes_that_contradict_the_config_are_one_line() {
+    let tmp = copy_model("t5-v1_0");
+    let file = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"d_ff\": 128", "\"d_ff\": 96");
+    std::fs::write(&file, text).unwrap();
+    assert_one_line_error(
+        &generate_with(tmp.path()),
+        &["DenseReluDense.wi.weight", "[128, 64]", "[96, 64]"],
+    );
+}
+
+#[test]
+fn missing_tokenizer_is_one_line() {
+    let tmp = copy_model("t5-v1_0");
+    std::fs::remove_file(tmp.path().join("tokenizer.json")).unwrap();
+    assert_one_line_error(&generate_with(tmp.path()), &["tokenizer.json"]);
+}
+
+#[test]
+fn unknown_feed_forward_proj_is_one_line() {
+    let tmp = copy_model("t5-v1_0");
+    let file = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "\"feed_forward_proj\": \"relu\"",
+        "\"feed_forward_proj\": \"gated-wiggle\"",
+    );
+    std::fs::write(&file, text).unwrap();
+    assert_one_line_error(
+        &generate_with(tmp.path()),
+        &["config.json", "feed_forward_proj", "wiggle"],
+    );
+}
+
+#[test]
+fn another_architecture_is_one_line() {
+    let tmp = copy_model("t5-v1_0");
+    let file = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"model_type\": \"t5\"", "\"model_type\": \"bert\"");
+    std::fs::write(&file, text).unwrap();
+    assert_one_line_error(&generate_with(tmp.path()), &["bert", "not a T5"]);
+}
+
+#[test]
+fn unreachable_hub_is_one_line() {
+    // A port nobody listens on: bind, take the address, drop the listener.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_native"))
+        .args([
+            "generate",
+            "--backend",
+            "cpu",
+            "--model",
+            "google/flan-t5-base",
+            "hello",
+        ])
+        .env("HF_ENDPOINT", format!("http://{addr}"))
+        .env("HF_HOME", tempfile::tempdir().unwrap().path())
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, &["google/flan-t5-base", "could not reach"]);
+}
+
+#[test]
+fn offline_without_cache_names_missing_files() {
+    let out = native(&[
+        "generate",
+        "--backend",
+        "cpu",
+        "--model",
+        "t5-small",
+        "hello",
+    ]);
+    assert_one_line_error(
+        &out,
+        &[
+            "t5-small",
+            "config.json",
+            "model.safetensors",
+            "HF_HUB_OFFLINE",
+        ],
+    );
+}
+
+#[test]
+fn help_documents_every_option() {
+    let out = native(&["generate", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for opt in [
+        "--model",
+        "--max-new-tokens",
+        "--num-beams",
+        "--backend",
+        "--json",
+        "--length-penalty",
+        "--early-stopping",
+    ] {
+        assert!(help.contains(opt), "{opt} missing from help");
+    }
+}
