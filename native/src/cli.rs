@@ -16,6 +16,9 @@ pub struct Cli {
 pub enum Command {
     /// Generate text with a T5 model (greedy or beam search).
     Generate(GenerateArgs),
+    /// Measure generation speed on a random model of t5-small's shape (JSON lines; see
+    /// benches/compare.py for the side-by-side with PyTorch).
+    Bench(BenchArgs),
 }
 
 /// Where the model runs.
@@ -87,4 +90,32 @@ pub struct GenerateArgs {
     /// Read inputs from this file (one per line) instead of stdin.
     #[arg(long)]
     pub input_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Batch sizes to measure.
+    #[arg(long, num_args = 1.., default_values_t = [1, 8])]
+    pub batch: Vec<usize>,
+    /// Beam widths to measure (1 = greedy).
+    #[arg(long, num_args = 1.., default_values_t = [1])]
+    pub beams: Vec<usize>,
+    /// Source length in tokens.
+    #[arg(long, default_value_t = 64)]
+    pub src_len: usize,
+    /// Tokens generated per input (end-of-sequence is suppressed until then).
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Timed repetitions per configuration (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Untimed runs before timing.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Feed-forward variant of the random model: `relu` (t5-small) or `gated-gelu` (v1.1).
+    #[arg(long, default_value = "relu")]
+    pub feed_forward_proj: String,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
 }

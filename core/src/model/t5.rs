@@ -155,8 +155,17 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
             Some(head) => head.forward(hidden),
             None => {
                 // Tied embeddings: HF rescales by d_model^-0.5 before the shared projection.
-                let hidden = hidden * (self.config.d_model as f64).powf(-0.5);
-                burn::tensor::module::linear(hidden, self.shared.weight.val().transpose(), None)
+                let [b, t, d] = hidden.dims();
+                let hidden = hidden.reshape([b * t, d]) * (d as f64).powf(-0.5);
+                // `W h^T` keeps the [vocab, d_model] table in its stored layout; transposing it
+                // instead would copy the whole table on every call.
+                let logits = self
+                    .shared
+                    .weight
+                    .val()
+                    .matmul(hidden.transpose())
+                    .transpose();
+                logits.reshape([b, t, self.config.vocab_size])
             }
         }
     }

@@ -41,7 +41,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         encoded,
         batch_size: args.batch_size,
     };
-    let outputs = run_on(args.backend.into(), job)?;
+    let outputs = run_on(args.backend, job)?;
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

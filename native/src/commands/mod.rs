@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod generate;
 
 use anyhow::Result;
@@ -9,5 +10,6 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
