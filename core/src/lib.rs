@@ -2,6 +2,7 @@
 //! KV-cached generation and multi-task training. Generic over the burn backend: wgpu
 //! (Vulkan/Metal/DX12, WebGPU in the browser) and a CPU backend.
 
+pub mod adapter;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;

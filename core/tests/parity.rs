@@ -41,7 +41,7 @@ fn forward_matches_hf<B: Backend>(device: &B::Device) {
         let mask = tensor2::<B>(&g.ints("attention_mask"), device);
         let labels = tensor2::<B>(&g.ints("labels"), device);
 
-        let (enc, shape) = floats(model.encode(ids.clone(), mask.clone()));
+        let (enc, shape) = floats(model.encode(ids.clone(), mask.clone(), None));
         let (want, want_shape) = g.floats("encoder_last_hidden_state");
         assert_eq!(shape, want_shape, "{name}: encoder shape");
         let diff = max_abs_diff(&enc, &want);
@@ -55,7 +55,7 @@ fn forward_matches_hf<B: Backend>(device: &B::Device) {
         let want: Vec<i64> = g.ints("decoder_input_ids").concat();
         assert_eq!(got, want, "{name}: shifted decoder inputs");
 
-        let out = model.forward_with_labels(ids.clone(), mask.clone(), labels.clone(), 0.0);
+        let out = model.forward_with_labels(ids.clone(), mask.clone(), labels.clone(), 0.0, None);
         let (logits, shape) = floats(out.logits);
         let (want, want_shape) = g.floats("logits");
         assert_eq!(shape, want_shape, "{name}: logits shape");
@@ -69,7 +69,7 @@ fn forward_matches_hf<B: Backend>(device: &B::Device) {
         );
 
         let smoothed = model
-            .forward_with_labels(ids, mask, labels, 0.1)
+            .forward_with_labels(ids, mask, labels, 0.1, None)
             .loss
             .into_scalar()
             .elem::<f32>();
@@ -119,7 +119,7 @@ fn generation_matches_hf<B: Backend>(device: &B::Device) {
                 continue;
             }
             let config = gen_config(&dir, params);
-            let got = generate(&model, &inputs, &config).unwrap();
+            let got = generate(&model, &inputs, &config, None).unwrap();
             let want: Vec<Vec<u32>> = g
                 .ints(key)
                 .iter()
@@ -129,7 +129,7 @@ fn generation_matches_hf<B: Backend>(device: &B::Device) {
         }
         let config = gen_config(&dir, &g.get("generation_params")["greedy"]);
         for (input, want) in inputs.iter().zip(g.ints("greedy_single")) {
-            let got = generate(&model, std::slice::from_ref(input), &config).unwrap();
+            let got = generate(&model, std::slice::from_ref(input), &config, None).unwrap();
             assert_eq!(
                 got[0],
                 strip_generated(&want, eos),

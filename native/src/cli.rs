@@ -90,6 +90,15 @@ pub struct GenerateArgs {
     /// Read inputs from this file (one per line) instead of stdin.
     #[arg(long)]
     pub input_file: Option<PathBuf>,
+
+    /// An adapter directory to attach to the backbone (this project's format or the `adapters`
+    /// library's `save_adapter` output); repeat for several tasks.
+    #[arg(long = "adapter", value_name = "DIR")]
+    pub adapters: Vec<PathBuf>,
+
+    /// The task (adapter name) to run the inputs through; defaults to the only attached adapter.
+    #[arg(long)]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Args)]

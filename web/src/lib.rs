@@ -49,7 +49,7 @@ impl Model {
         let ids = self.tokenizer.encode(text)?;
         let mut config = GenerationConfig::for_model(&self.config);
         config.max_new_tokens = max_new_tokens;
-        Ok(generate(&self.model, &[ids], &config)?.remove(0))
+        Ok(generate(&self.model, &[ids], &config, None)?.remove(0))
     }
 
     /// Greedy output text of `text`.

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use super::{to_host, EarlyStopping, GenerationConfig};
+use crate::adapter::Adapters;
 use crate::model::T5ForConditionalGeneration;
 
 /// HF's stand-in for minus infinity in beam scores.
@@ -43,6 +44,7 @@ pub fn beam_search<B: Backend>(
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,
     config: &GenerationConfig,
+    adapters: Option<&Adapters<B>>,
 ) -> Vec<Vec<u32>> {
     let device = model.device();
     let k = config.num_beams;
@@ -58,8 +60,10 @@ pub fn beam_search<B: Backend>(
         .flat_map(|b| std::iter::repeat_n(b as i64, k))
         .collect();
     let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [batch * k]), &device);
-    let mut cache = model.start_decoding(ids, mask).select_rows(&rows);
+    let mut cache = model.start_decoding(ids, mask, adapters).select_rows(&rows);
 
+    // Beams of one input stay within its rows, so each row keeps its input's adapter.
+    let beam_adapters = adapters.map(|a| a.repeat_rows(k));
     let mut items: Vec<Item> = (0..batch)
         .map(|_| Item {
             running: vec![Vec::new(); k],
@@ -82,7 +86,7 @@ pub fn beam_search<B: Backend>(
             })
             .collect();
         let input = Tensor::<B, 2, Int>::from_data(TensorData::new(last, [batch * k, 1]), &device);
-        let logits = model.decode_step(input, &mut cache);
+        let logits = model.decode_step(input, &mut cache, beam_adapters.as_ref());
         let mut log_probs = to_host(log_softmax(logits, 1));
         if let Some(eos) = config
             .eos_token_id

@@ -3,6 +3,7 @@
 use burn::prelude::*;
 
 use super::GenerationConfig;
+use crate::adapter::Adapters;
 use crate::model::T5ForConditionalGeneration;
 
 /// Greedy decoding of a padded batch; returns each row's new tokens up to and including EOS.
@@ -14,17 +15,18 @@ pub fn greedy<B: Backend>(
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,
     config: &GenerationConfig,
+    adapters: Option<&Adapters<B>>,
 ) -> Vec<Vec<u32>> {
     let device = model.device();
     let batch = ids.dims()[0];
-    let mut cache = model.start_decoding(ids, mask);
+    let mut cache = model.start_decoding(ids, mask, adapters);
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); batch];
     let mut finished = vec![false; batch];
     let mut next = vec![config.decoder_start_token_id as i64; batch];
     for step in 0..config.max_new_tokens {
         let input =
             Tensor::<B, 2, Int>::from_data(TensorData::new(next.clone(), [batch, 1]), &device);
-        let mut logits = model.decode_step(input, &mut cache);
+        let mut logits = model.decode_step(input, &mut cache, adapters);
         if let Some(eos) = config.eos_token_id.filter(|_| step < config.min_new_tokens) {
             let eos = eos as usize;
             logits = logits.slice_assign(

@@ -7,6 +7,7 @@ mod greedy;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::{Adapters, Routing};
 use crate::error::{Error, Result};
 use crate::model::T5ForConditionalGeneration;
 
@@ -94,7 +95,17 @@ pub fn generate<B: Backend>(
     model: &T5ForConditionalGeneration<B>,
     inputs: &[Vec<u32>],
     config: &GenerationConfig,
+    adapters: Option<&Adapters<B>>,
 ) -> Result<Vec<Vec<u32>>> {
+    if let Some(Routing::Rows(rows)) = adapters.map(|a| &a.routing) {
+        if rows.len() != inputs.len() {
+            return Err(Error::Invalid(format!(
+                "{} inputs but {} adapter routes",
+                inputs.len(),
+                rows.len()
+            )));
+        }
+    }
     let vocab = model.config.vocab_size;
     for (i, row) in inputs.iter().enumerate() {
         if let Some(&bad) = row.iter().find(|&&t| t as usize >= vocab) {
@@ -111,9 +122,9 @@ pub fn generate<B: Backend>(
     }
     let (ids, mask) = pad_batch::<B>(inputs, config.pad_token_id, &model.device())?;
     if config.num_beams == 1 {
-        Ok(greedy(model, ids, mask, config))
+        Ok(greedy(model, ids, mask, config, adapters))
     } else {
-        Ok(beam_search(model, ids, mask, config))
+        Ok(beam_search(model, ids, mask, config, adapters))
     }
 }
 

@@ -8,6 +8,7 @@ use super::attention::Attention;
 use super::cache::KeyValue;
 use super::feed_forward::DenseActDense;
 use super::layer_norm::LayerNorm;
+use crate::adapter::{set::position, Adapters, Sublayer};
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
@@ -71,6 +72,19 @@ fn load_norm<B: Backend>(
     )
 }
 
+/// `x + dropout(h)`, or the adapted combination when an adapter sits at `position`.
+fn residual<B: Backend>(
+    x: Tensor<B, 3>,
+    h: Tensor<B, 3>,
+    dropout: &Dropout,
+    adapters: Option<(&Adapters<B>, usize)>,
+) -> Tensor<B, 3> {
+    match adapters {
+        Some((adapters, position)) => adapters.apply(position, x, h, dropout),
+        None => x + dropout.forward(h),
+    }
+}
+
 impl<B: Backend> LayerSelfAttention<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
@@ -82,6 +96,7 @@ impl<B: Backend> LayerSelfAttention<B> {
         x: Tensor<B, 3>,
         bias: Tensor<B, 4>,
         past: Option<KeyValue<B>>,
+        adapters: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
         let normed = self.layer_norm.forward(x.clone());
         let (key, value) = self.self_attention.project_kv(normed.clone());
@@ -95,7 +110,7 @@ impl<B: Backend> LayerSelfAttention<B> {
         let h = self
             .self_attention
             .forward(normed, kv.key.clone(), kv.value.clone(), bias);
-        (x + self.dropout.forward(h), kv)
+        (residual(x, h, &self.dropout, adapters), kv)
     }
 }
 
@@ -123,11 +138,15 @@ impl<B: Backend> LayerCrossAttention<B> {
 impl<B: Backend> LayerFF<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        adapters: Option<(&Adapters<B>, usize)>,
+    ) -> Tensor<B, 3> {
         let h = self
             .dense_relu_dense
             .forward(self.layer_norm.forward(x.clone()));
-        x + self.dropout.forward(h)
+        residual(x, h, &self.dropout, adapters)
     }
 }
 
@@ -209,6 +228,7 @@ impl<B: Backend> Block<B> {
     /// - x: `[batch, seq, d_model]`
     /// - self_bias: `[batch or 1, heads, seq, k_len]`
     /// - cross: encoder keys/values of this layer and the cross-attention mask (decoder only)
+    /// - adapters: the adapters and this block's layer number (see [`crate::adapter::set::position`])
     /// - output: `[batch, seq, d_model]` and this layer's self-attention keys/values
     pub fn forward(
         &self,
@@ -216,11 +236,15 @@ impl<B: Backend> Block<B> {
         self_bias: Tensor<B, 4>,
         past: Option<KeyValue<B>>,
         cross: Option<(&KeyValue<B>, Tensor<B, 4>)>,
+        adapters: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
-        let (mut x, kv) = self.self_attention.forward(x, self_bias, past);
+        let at = |sub| adapters.map(|(a, layer)| (a, position(layer, sub)));
+        let (mut x, kv) =
+            self.self_attention
+                .forward(x, self_bias, past, at(Sublayer::SelfAttention));
         if let (Some(layer), Some((encoder, bias))) = (&self.cross_attention, cross) {
             x = layer.forward(x, encoder, bias);
         }
-        (self.feed_forward.forward(x), kv)
+        (self.feed_forward.forward(x, at(Sublayer::FeedForward)), kv)
     }
 }

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use super::block::Block;
 use super::cache::KeyValue;
 use super::layer_norm::LayerNorm;
+use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
@@ -122,12 +123,19 @@ impl<B: Backend> Stack<B> {
     /// - embeds: `[batch, seq, d_model]`
     /// - mask_bias: `[batch, 1, 1, seq]` additive padding mask
     /// - output: `[batch, seq, d_model]`
-    pub fn forward_encoder(&self, embeds: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    pub fn forward_encoder(
+        &self,
+        embeds: Tensor<B, 3>,
+        mask_bias: Tensor<B, 4>,
+        adapters: Option<&Adapters<B>>,
+    ) -> Tensor<B, 3> {
         let seq = embeds.dims()[1];
         let bias = self.position_bias(seq, seq, 0) + mask_bias;
         let mut x = self.dropout.forward(embeds);
-        for block in &self.block {
-            x = block.forward(x, bias.clone(), None, None).0;
+        for (i, block) in self.block.iter().enumerate() {
+            x = block
+                .forward(x, bias.clone(), None, None, adapters.map(|a| (a, i)))
+                .0;
         }
         self.dropout.forward(self.final_layer_norm.forward(x))
     }
@@ -139,6 +147,7 @@ impl<B: Backend> Stack<B> {
     /// - embeds: `[batch, tgt, d_model]`
     /// - cross: per layer, `[batch, heads, src, d_kv]` keys and values
     /// - cross_bias: `[batch, 1, 1, src]`
+    /// - adapters: the adapters and the layer number of this stack's first block
     /// - output: `[batch, tgt, d_model]`
     pub fn forward_decoder(
         &self,
@@ -147,16 +156,25 @@ impl<B: Backend> Stack<B> {
         cross_bias: Tensor<B, 4>,
         past: &mut [Option<KeyValue<B>>],
         offset: usize,
+        adapters: Option<(&Adapters<B>, usize)>,
     ) -> Tensor<B, 3> {
         let tgt = embeds.dims()[1];
         let bias = self.position_bias(tgt, offset + tgt, offset);
         let mut x = self.dropout.forward(embeds);
-        for ((block, encoder), slot) in self.block.iter().zip(cross).zip(past.iter_mut()) {
+        for (i, ((block, encoder), slot)) in self
+            .block
+            .iter()
+            .zip(cross)
+            .zip(past.iter_mut())
+            .enumerate()
+        {
+            let at = adapters.map(|(a, first_layer)| (a, first_layer + i));
             let (y, kv) = block.forward(
                 x,
                 bias.clone(),
                 slot.take(),
                 Some((encoder, cross_bias.clone())),
+                at,
             );
             *slot = Some(kv);
             x = y;

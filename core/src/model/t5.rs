@@ -7,6 +7,7 @@ use burn::prelude::*;
 use super::cache::{DecoderCache, KeyValue};
 use super::loss::{cross_entropy, IGNORE_INDEX};
 use super::stack::{Stack, MASK_VALUE};
+use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
@@ -124,10 +125,11 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
+        adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
         let embeds = self.shared.forward(input_ids);
         self.encoder
-            .forward_encoder(embeds, Self::mask_bias(attention_mask))
+            .forward_encoder(embeds, Self::mask_bias(attention_mask), adapters)
     }
 
     /// Cross-attention keys/values of every decoder layer, computed once per input.
@@ -180,16 +182,19 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         decoder_input_ids: Tensor<B, 2, Int>,
         encoder_hidden: Tensor<B, 3>,
         attention_mask: Tensor<B, 2, Int>,
+        adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
         let cross = self.cross_attention_kv(&encoder_hidden);
         let mut past = vec![None; self.decoder.block.len()];
         let embeds = self.shared.forward(decoder_input_ids);
+        let adapters = adapters.map(|a| (a, self.config.num_layers));
         self.decoder.forward_decoder(
             embeds,
             &cross,
             Self::mask_bias(attention_mask),
             &mut past,
             0,
+            adapters,
         )
     }
 
@@ -203,9 +208,10 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
         decoder_input_ids: Tensor<B, 2, Int>,
+        adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
-        let encoder_hidden = self.encode(input_ids, attention_mask.clone());
-        self.lm_logits(self.decode(decoder_input_ids, encoder_hidden, attention_mask))
+        let encoder_hidden = self.encode(input_ids, attention_mask.clone(), adapters);
+        self.lm_logits(self.decode(decoder_input_ids, encoder_hidden, attention_mask, adapters))
     }
 
     /// Logits and loss for `labels` (`-100` marks padding), decoder inputs made by
@@ -216,9 +222,10 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         attention_mask: Tensor<B, 2, Int>,
         labels: Tensor<B, 2, Int>,
         label_smoothing: f64,
+        adapters: Option<&Adapters<B>>,
     ) -> Seq2SeqOutput<B> {
         let decoder_input_ids = self.shift_right(labels.clone());
-        let logits = self.forward(input_ids, attention_mask, decoder_input_ids);
+        let logits = self.forward(input_ids, attention_mask, decoder_input_ids, adapters);
         let loss = cross_entropy(logits.clone(), labels, label_smoothing);
         Seq2SeqOutput { logits, loss }
     }
@@ -252,8 +259,9 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
+        adapters: Option<&Adapters<B>>,
     ) -> DecoderCache<B> {
-        let encoder_hidden = self.encode(input_ids, attention_mask.clone());
+        let encoder_hidden = self.encode(input_ids, attention_mask.clone(), adapters);
         DecoderCache {
             self_attention: vec![None; self.decoder.block.len()],
             cross_attention: self.cross_attention_kv(&encoder_hidden),
@@ -267,7 +275,12 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
     ///
     /// # Shapes
     /// - ids: `[batch, new]` -> `[batch, vocab]`
-    pub fn decode_step(&self, ids: Tensor<B, 2, Int>, cache: &mut DecoderCache<B>) -> Tensor<B, 2> {
+    pub fn decode_step(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut DecoderCache<B>,
+        adapters: Option<&Adapters<B>>,
+    ) -> Tensor<B, 2> {
         let [b, new] = ids.dims();
         let embeds = self.shared.forward(ids);
         let hidden = self.decoder.forward_decoder(
@@ -276,6 +289,7 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
             cache.cross_bias.clone(),
             &mut cache.self_attention,
             cache.len,
+            adapters.map(|a| (a, self.config.num_layers)),
         );
         cache.len += new;
         let last = hidden.slice([0..b, new - 1..new]);

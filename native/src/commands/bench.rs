@@ -84,7 +84,7 @@ impl Job for BenchJob {
                 let mut times = Vec::new();
                 for i in 0..args.warmup + args.repeats {
                     let start = Instant::now();
-                    let out = generate(&model, &inputs, &gen)?;
+                    let out = generate(&model, &inputs, &gen, None)?;
                     let elapsed = start.elapsed().as_secs_f64();
                     if out.iter().any(|o| o.len() != args.new_tokens) {
                         bail!("generated fewer than {} tokens", args.new_tokens);

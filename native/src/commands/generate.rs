@@ -4,6 +4,9 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use std::path::PathBuf;
+
+use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, EarlyStopping, GenerationConfig};
 
@@ -35,11 +38,16 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         .iter()
         .map(|text| tokenizer.encode(text))
         .collect::<t5_core::Result<Vec<_>>>()?;
+    if args.task.is_some() && args.adapters.is_empty() {
+        bail!("--task needs at least one --adapter");
+    }
     let job = GenerateJob {
         dir,
         config,
         encoded,
         batch_size: args.batch_size,
+        adapters: args.adapters.clone(),
+        task: args.task.clone(),
     };
     let outputs = run_on(args.backend, job)?;
 
@@ -85,6 +93,8 @@ struct GenerateJob {
     config: GenerationConfig,
     encoded: Vec<Vec<u32>>,
     batch_size: usize,
+    adapters: Vec<PathBuf>,
+    task: Option<String>,
 }
 
 impl Job for GenerateJob {
@@ -92,9 +102,26 @@ impl Job for GenerateJob {
 
     fn run<B: Backend>(self, device: B::Device, _backend: &str) -> Result<Self::Output> {
         let model = self.dir.load_model::<B>(&device)?;
+        let mut set = AdapterSet::default();
+        for dir in &self.adapters {
+            let adapter = load_adapter::<B>(dir, &model.config, &device)
+                .with_context(|| format!("loading adapter {}", dir.display()))?;
+            tracing::info!("attached adapter `{}` from {}", adapter.name, dir.display());
+            set.insert(adapter);
+        }
+        let task = match (&self.task, set.tasks.len()) {
+            (Some(task), _) => Some(task.clone()),
+            (None, 0) => None,
+            (None, 1) => Some(set.tasks[0].name.clone()),
+            (None, _) => bail!(
+                "several adapters are attached ({}); choose one with --task",
+                set.names().join(", ")
+            ),
+        };
+        let adapters = task.map(|t| Adapters::task(&set, &t)).transpose()?;
         let mut outputs = Vec::with_capacity(self.encoded.len());
         for chunk in self.encoded.chunks(self.batch_size) {
-            outputs.extend(generate(&model, chunk, &self.config)?);
+            outputs.extend(generate(&model, chunk, &self.config, adapters.as_ref())?);
         }
         Ok(outputs)
     }

@@ -1,0 +1,144 @@
+//! One bottleneck adapter: `up(act(down(z)))` with optional LayerNorms around it.
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::prelude::*;
+
+use super::config::BottleneckConfig;
+use crate::config::Activation;
+use crate::model::feed_forward::activate;
+
+/// A standard LayerNorm with bias (PyTorch's `nn.LayerNorm`, eps 1e-5), unlike T5's RMS norm.
+#[derive(Module, Debug)]
+pub struct AdapterLayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> AdapterLayerNorm<B> {
+    pub fn init(d: usize, device: &B::Device) -> Self {
+        Self {
+            weight: Initializer::Ones.init([d], device),
+            bias: Initializer::Zeros.init([d], device),
+            eps: 1e-5,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[batch, seq, d]` -> `[batch, seq, d]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let mean = x.clone().mean_dim(2);
+        let centered = x - mean;
+        let var = centered.clone().powi_scalar(2).mean_dim(2);
+        let normed = centered * (var + self.eps).sqrt().recip();
+        normed * self.weight.val().unsqueeze::<3>() + self.bias.val().unsqueeze::<3>()
+    }
+}
+
+/// The LayerNorms around one adapter (owned per task, or shared across tasks as the seed does).
+#[derive(Module, Debug)]
+pub struct AdapterNorms<B: Backend> {
+    pub before: Option<AdapterLayerNorm<B>>,
+    pub after: Option<AdapterLayerNorm<B>>,
+}
+
+impl<B: Backend> AdapterNorms<B> {
+    pub fn init(config: &BottleneckConfig, d: usize, device: &B::Device) -> Self {
+        Self {
+            before: config.ln_before.then(|| AdapterLayerNorm::init(d, device)),
+            after: config.ln_after.then(|| AdapterLayerNorm::init(d, device)),
+        }
+    }
+}
+
+/// Down- and up-projection of one adapter at one sublayer.
+#[derive(Module, Debug)]
+pub struct Bottleneck<B: Backend> {
+    /// `[d_model, bottleneck]` with bias.
+    pub down: Linear<B>,
+    /// `[bottleneck, d_model]` with bias.
+    pub up: Linear<B>,
+    /// Per-task norms (unused when the set shares norms across tasks).
+    pub norms: AdapterNorms<B>,
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> Bottleneck<B> {
+    /// The seed's initialization: weights N(0, 0.01), biases zero.
+    pub fn init(config: &BottleneckConfig, d: usize, device: &B::Device) -> Self {
+        let n = config.bottleneck(d);
+        let linear = |i: usize, o: usize| Linear {
+            weight: Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            }
+            .init([i, o], device),
+            bias: Some(Initializer::Zeros.init([o], device)),
+        };
+        Self {
+            down: linear(d, n),
+            up: linear(n, d),
+            norms: AdapterNorms::init(config, d, device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    /// Combines the sublayer input `x` and output `h` (before T5's residual dropout) into the
+    /// sublayer's adapted output, by `config`'s rules (see [`BottleneckConfig`]).
+    ///
+    /// # Shapes
+    /// - x, h: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
+    pub fn forward(
+        &self,
+        config: &BottleneckConfig,
+        act: Activation,
+        norms: &AdapterNorms<B>,
+        x: Tensor<B, 3>,
+        h: Tensor<B, 3>,
+        residual_dropout: &Dropout,
+    ) -> Tensor<B, 3> {
+        let h = if config.dropout_after_adapter {
+            h
+        } else {
+            residual_dropout.forward(h)
+        };
+        let mut residual = config.residual_before_ln.then(|| h.clone());
+        let h = if config.original_ln_before {
+            h + x.clone()
+        } else {
+            h
+        };
+        let residual = residual.take().unwrap_or_else(|| h.clone());
+        let z = match &norms.before {
+            Some(ln) => ln.forward(h),
+            None => h,
+        };
+        let mut z = self.up.forward(activate(act, self.down.forward(z)));
+        if config.scaling != 1.0 {
+            z = z * config.scaling;
+        }
+        let z = self.dropout.forward(z);
+        let z = if config.adapter_residual_before_ln {
+            let z = z + residual;
+            match &norms.after {
+                Some(ln) => ln.forward(z),
+                None => z,
+            }
+        } else {
+            let z = match &norms.after {
+                Some(ln) => ln.forward(z),
+                None => z,
+            };
+            z + residual
+        };
+        if config.dropout_after_adapter {
+            // The seed: `x + dropout(h + A(h))`.
+            x + residual_dropout.forward(z)
+        } else if config.original_ln_after {
+            z + x
+        } else {
+            z
+        }
+    }
+}

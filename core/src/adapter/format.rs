@@ -1,0 +1,616 @@
+//! Adapter directories: `adapter_config.json` + `adapter.safetensors`, in this project's format
+//! (the seed's adapter) or in the `adapters` library's (AdapterHub) format for T5.
+//!
+//! Tensor names follow the sublayer they adapt (`{encoder,decoder}.block.{i}.layer.{j}`), with
+//! PyTorch's `[out, in]` layout for linear weights:
+//!
+//! | format | down | up | norm before | norm after |
+//! |---|---|---|---|---|
+//! | native | `.adapter.down.{weight,bias}` | `.adapter.up.*` | `.adapter.pre_layer_norm.*` | `.adapter.post_layer_norm.*` |
+//! | AdapterHub | `.adapters.{name}.adapter_down.0.*` (`.1` after a norm) | `.adapters.{name}.adapter_up.*` | `.adapters.{name}.adapter_norm_before.*` (also `adapter_down.0`) | `.adapters.{name}.adapter_norm_after.*` |
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::{DropoutConfig, Linear};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
+use super::config::BottleneckConfig;
+use super::set::{
+    has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
+};
+use crate::checkpoint::{write_safetensors, Weights};
+use crate::config::T5Config;
+use crate::error::{Error, Result};
+
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+/// Version of this project's adapter format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// This project's `adapter_config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NativeAdapterConfig {
+    /// Always `t5-adapters`.
+    pub format: String,
+    pub format_version: u32,
+    /// `seed` (the seed project's adapter) or `bottleneck` (any other setting).
+    pub kind: String,
+    pub task: String,
+    pub d_model: usize,
+    pub num_layers: usize,
+    pub num_decoder_layers: usize,
+    /// The seed's options (its option names) when `kind` is `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduction_factor: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_linearity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_adapter_in_feed_forward: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_adapter_in_self_attention: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_adapters_in_decoder: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_layer_norm_before_adapter: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_layer_norm_after_adapter: Option<bool>,
+    /// The full bottleneck settings when `kind` is `bottleneck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<BottleneckConfig>,
+    /// Whether the norms were shared across tasks while training.
+    #[serde(default)]
+    pub shared_layer_norms: bool,
+}
+
+/// The seed's option names.
+#[derive(Clone, Debug)]
+pub struct SeedOptions {
+    pub reduction_factor: usize,
+    pub non_linearity: String,
+    pub add_adapter_in_feed_forward: bool,
+    pub add_adapter_in_self_attention: bool,
+    pub add_adapters_in_decoder: bool,
+    pub add_layer_norm_before_adapter: bool,
+    pub add_layer_norm_after_adapter: bool,
+}
+
+impl NativeAdapterConfig {
+    /// The seed options, when all are present.
+    pub fn seed(&self) -> Option<SeedOptions> {
+        Some(SeedOptions {
+            reduction_factor: self.reduction_factor?,
+            non_linearity: self.non_linearity.clone()?,
+            add_adapter_in_feed_forward: self.add_adapter_in_feed_forward?,
+            add_adapter_in_self_attention: self.add_adapter_in_self_attention?,
+            add_adapters_in_decoder: self.add_adapters_in_decoder?,
+            add_layer_norm_before_adapter: self.add_layer_norm_before_adapter?,
+            add_layer_norm_after_adapter: self.add_layer_norm_after_adapter?,
+        })
+    }
+}
+
+impl SeedOptions {
+    pub fn config(&self, model: &T5Config) -> BottleneckConfig {
+        BottleneckConfig::seed(
+            self.reduction_factor,
+            &self.non_linearity,
+            self.add_adapter_in_feed_forward,
+            self.add_adapter_in_self_attention,
+            self.add_adapters_in_decoder,
+            self.add_layer_norm_before_adapter,
+            self.add_layer_norm_after_adapter,
+            model,
+        )
+    }
+}
+
+/// Tensor name pieces of one format.
+struct Names {
+    down: String,
+    down_after_norm: String,
+    up: String,
+    before: String,
+    after: String,
+}
+
+fn names(format: &AdapterFormat, config: &BottleneckConfig) -> Names {
+    match format {
+        AdapterFormat::Native => Names {
+            down: "adapter.down".into(),
+            down_after_norm: "adapter.down".into(),
+            up: "adapter.up".into(),
+            before: "adapter.pre_layer_norm".into(),
+            after: "adapter.post_layer_norm".into(),
+        },
+        AdapterFormat::AdapterHub { name, .. } => {
+            let p = format!("adapters.{name}");
+            Names {
+                down: format!("{p}.adapter_down.0"),
+                down_after_norm: format!(
+                    "{p}.adapter_down.{}",
+                    if config.ln_before { 1 } else { 0 }
+                ),
+                up: format!("{p}.adapter_up"),
+                before: format!("{p}.adapter_norm_before"),
+                after: format!("{p}.adapter_norm_after"),
+            }
+        }
+    }
+}
+
+/// Reads an adapter directory of either format and checks it against the backbone `model`.
+pub fn load_adapter<B: Backend>(
+    dir: &Path,
+    model: &T5Config,
+    device: &B::Device,
+) -> Result<TaskAdapter<B>> {
+    let config_path = dir.join(ADAPTER_CONFIG);
+    if !dir.is_dir() {
+        return Err(Error::MissingFiles(format!(
+            "{}: not an adapter directory",
+            dir.display()
+        )));
+    }
+    if !config_path.is_file() {
+        return Err(Error::MissingFiles(format!(
+            "{}: no {ADAPTER_CONFIG}",
+            dir.display()
+        )));
+    }
+    let value: Value = crate::io::read_json(&config_path)?;
+    let bad = |msg: String| Error::config(&config_path, msg);
+    let (task, config, format) = if value.get("format").and_then(Value::as_str)
+        == Some("t5-adapters")
+    {
+        let native: NativeAdapterConfig =
+            serde_json::from_value(value).map_err(|e| bad(format!("{e}")))?;
+        if native.format_version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format_version {} is not supported (this build reads version {FORMAT_VERSION})",
+                native.format_version
+            )));
+        }
+        check_dims(
+            native.d_model,
+            Some((native.num_layers, native.num_decoder_layers)),
+            model,
+        )
+        .map_err(bad)?;
+        let config = match (native.kind.as_str(), &native.seed(), native.bottleneck) {
+            ("seed", Some(seed), _) => seed.config(model),
+            ("bottleneck", _, Some(b)) => b,
+            (kind, _, _) => {
+                return Err(bad(format!(
+                    "kind `{kind}` without its options (seed options or `bottleneck`)"
+                )))
+            }
+        };
+        (native.task, config, AdapterFormat::Native)
+    } else if value.get("config").is_some() {
+        let (name, config) = parse_adapterhub(&value, model).map_err(bad)?;
+        (
+            name.clone(),
+            config,
+            AdapterFormat::AdapterHub {
+                name,
+                config: value,
+            },
+        )
+    } else {
+        return Err(bad(
+            "neither a t5-adapters nor an AdapterHub (`adapters` library) adapter config".into(),
+        ));
+    };
+    config.validate(model).map_err(bad)?;
+    let activation = config.activation().map_err(bad)?;
+
+    let weights_path = dir.join(ADAPTER_WEIGHTS);
+    if !weights_path.is_file() {
+        let hint = if dir.join("pytorch_adapter.bin").is_file() {
+            " (pytorch_adapter.bin is not read; save with `save_adapter(..., use_safetensors=True)`)"
+        } else {
+            ""
+        };
+        return Err(Error::MissingFiles(format!(
+            "{}: no {ADAPTER_WEIGHTS}{hint}",
+            dir.display()
+        )));
+    }
+    let mut w = Weights::from_file(&weights_path)?;
+    let n = names(&format, &config);
+    let d = model.d_model;
+    let r = config.bottleneck(d);
+    let mut positions = Vec::with_capacity(num_positions(model));
+    for p in 0..num_positions(model) {
+        if !has_adapter(&config, p) {
+            positions.push(None);
+            continue;
+        }
+        let at = position_name(model, p);
+        let missing = |e: Error| {
+            match e {
+            Error::Checkpoint { path, msg } if msg.starts_with("missing tensor") => Error::Checkpoint {
+                path,
+                msg: format!("{msg}; the config puts an adapter at {at} (an adapter made for another model?)"),
+            },
+            other => other,
+        }
+        };
+        let linear = |w: &mut Weights, name: &str, i: usize, o: usize| -> Result<Linear<B>> {
+            Ok(Linear {
+                weight: Param::from_tensor(w.take_linear(
+                    &format!("{at}.{name}.weight"),
+                    i,
+                    o,
+                    device,
+                )?),
+                bias: Some(Param::from_tensor(w.take(
+                    &format!("{at}.{name}.bias"),
+                    [o],
+                    device,
+                )?)),
+            })
+        };
+        let norm = |w: &mut Weights, name: &str| -> Result<AdapterLayerNorm<B>> {
+            Ok(AdapterLayerNorm {
+                weight: Param::from_tensor(w.take(&format!("{at}.{name}.weight"), [d], device)?),
+                bias: Param::from_tensor(w.take(&format!("{at}.{name}.bias"), [d], device)?),
+                eps: 1e-5,
+            })
+        };
+        let before = if config.ln_before {
+            // AdapterHub stores the input norm twice (inside `adapter_down` and by name).
+            let by_name = format!("{at}.{}.weight", n.before);
+            let alias = matches!(format, AdapterFormat::AdapterHub { .. });
+            let ln = if w.contains(&by_name) || !alias {
+                norm(&mut w, &n.before)
+            } else {
+                norm(&mut w, &n.down)
+            }
+            .map_err(missing)?;
+            if alias && w.contains(&format!("{at}.{}.weight", n.down)) && w.contains(&by_name) {
+                let _ = norm(&mut w, &n.down)?;
+            }
+            Some(ln)
+        } else {
+            None
+        };
+        let down = linear(&mut w, &n.down_after_norm, d, r).map_err(missing)?;
+        let up = linear(&mut w, &n.up, r, d).map_err(missing)?;
+        let after = if config.ln_after {
+            Some(norm(&mut w, &n.after).map_err(missing)?)
+        } else {
+            None
+        };
+        positions.push(Some(Bottleneck {
+            down,
+            up,
+            norms: AdapterNorms { before, after },
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }));
+    }
+    let leftover = w.untaken();
+    if !leftover.is_empty() {
+        return Err(Error::checkpoint(
+            &weights_path,
+            leftover_message(&leftover, model),
+        ));
+    }
+    Ok(TaskAdapter {
+        positions,
+        name: task,
+        config,
+        activation,
+        format,
+        shared_norms: false,
+    })
+}
+
+fn leftover_message(leftover: &[&str], model: &T5Config) -> String {
+    // A block index past the model's depth means the adapter was made for a deeper model.
+    for name in leftover {
+        let parts: Vec<&str> = name.split('.').collect();
+        if let [stack, "block", i, ..] = parts.as_slice() {
+            if let Ok(i) = i.parse::<usize>() {
+                let layers = if *stack == "encoder" {
+                    model.num_layers
+                } else {
+                    model.num_decoder_layers()
+                };
+                if i >= layers {
+                    return format!(
+                        "tensor `{name}` is for {stack} block {i}, but the model has {layers} {stack} blocks; \
+                         the adapter was made for another model"
+                    );
+                }
+            }
+        }
+    }
+    format!(
+        "{} tensors that this adapter's config does not use, e.g. `{}`",
+        leftover.len(),
+        leftover[0]
+    )
+}
+
+fn check_dims(
+    d_model: usize,
+    layers: Option<(usize, usize)>,
+    model: &T5Config,
+) -> std::result::Result<(), String> {
+    if d_model != model.d_model {
+        return Err(format!(
+            "adapter is for d_model {d_model}, the model has d_model {}",
+            model.d_model
+        ));
+    }
+    if let Some((enc, dec)) = layers {
+        if (enc, dec) != (model.num_layers, model.num_decoder_layers()) {
+            return Err(format!(
+                "adapter is for {enc} encoder + {dec} decoder layers, the model has {} + {}",
+                model.num_layers,
+                model.num_decoder_layers()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// AdapterHub options we implement; any other non-default setting is refused by name.
+fn parse_adapterhub(
+    value: &Value,
+    model: &T5Config,
+) -> std::result::Result<(String, BottleneckConfig), String> {
+    let c = value["config"]
+        .as_object()
+        .ok_or("`config` is not an object")?;
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("no adapter `name`")?
+        .to_string();
+    if let Some(t) = value.get("model_type").and_then(Value::as_str) {
+        if t != "t5" && t != "mt5" {
+            return Err(format!("adapter is for model_type `{t}`, not t5"));
+        }
+    }
+    if let Some(h) = value.get("hidden_size").and_then(Value::as_u64) {
+        check_dims(h as usize, None, model)?;
+    }
+    if let Some(arch) = c.get("architecture").and_then(Value::as_str) {
+        if arch != "bottleneck" {
+            return Err(format!(
+                "architecture `{arch}` is not supported (only bottleneck adapters are)"
+            ));
+        }
+    }
+    let flag = |k: &str| c.get(k).and_then(Value::as_bool).unwrap_or(false);
+    for (key, what) in [
+        ("phm_layer", "PHM/Compacter layers"),
+        ("is_parallel", "parallel adapters"),
+        ("cross_adapter", "adapters after cross-attention"),
+        ("use_gating", "gated adapters"),
+    ] {
+        if flag(key) {
+            return Err(format!("option `{key}` ({what}) is not supported"));
+        }
+    }
+    if c.get("inv_adapter").is_some_and(|v| !v.is_null()) {
+        return Err("option `inv_adapter` (invertible adapters) is not supported".into());
+    }
+    if c.get("stochastic_depth")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        != 0.0
+    {
+        return Err("option `stochastic_depth` is not supported".into());
+    }
+    let scaling = match c.get("scaling") {
+        None => 1.0,
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(1.0),
+        Some(other) => {
+            return Err(format!(
+                "option `scaling` = {other} is not supported (a number is)"
+            ))
+        }
+    };
+    let residual_before_ln = match c.get("residual_before_ln") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(format!(
+                "option `residual_before_ln` = {other} is not supported (true or false is)"
+            ))
+        }
+    };
+    let leave_out = match c.get("leave_out") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .map(|x| x as usize)
+                    .ok_or("`leave_out` must list layer numbers")
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(_) => return Err("`leave_out` must list layer numbers".into()),
+    };
+    let reduction_factor = match c.get("reduction_factor") {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::Object(_)) => {
+            return Err("option `reduction_factor` per layer (a mapping) is not supported".into())
+        }
+        _ => return Err("no `reduction_factor`".into()),
+    };
+    let get_bool = |k: &str, default: bool| c.get(k).and_then(Value::as_bool).unwrap_or(default);
+    Ok((
+        name,
+        BottleneckConfig {
+            reduction_factor,
+            non_linearity: c
+                .get("non_linearity")
+                .and_then(Value::as_str)
+                .unwrap_or("relu")
+                .to_string(),
+            mh_adapter: get_bool("mh_adapter", false),
+            output_adapter: get_bool("output_adapter", true),
+            original_ln_before: get_bool("original_ln_before", false),
+            original_ln_after: get_bool("original_ln_after", true),
+            residual_before_ln,
+            adapter_residual_before_ln: get_bool("adapter_residual_before_ln", false),
+            ln_before: get_bool("ln_before", false),
+            ln_after: get_bool("ln_after", false),
+            scaling,
+            dropout: c.get("dropout").and_then(Value::as_f64).unwrap_or(0.0),
+            leave_out,
+            dropout_after_adapter: false,
+        },
+    ))
+}
+
+/// A tensor of an adapter under its file name: linear weights in burn's `[in, out]` layout
+/// (files hold PyTorch's `[out, in]`), vectors as they are.
+pub enum NamedTensor<B: Backend> {
+    Weight(Tensor<B, 2>),
+    Vector(Tensor<B, 1>),
+}
+
+/// Every tensor of task `task` of `set` under the name its format gives it (shared norms
+/// included), in file order.
+pub fn named_tensors<B: Backend>(
+    set: &AdapterSet<B>,
+    task: usize,
+    model: &T5Config,
+) -> Vec<(String, NamedTensor<B>)> {
+    let adapter = &set.tasks[task];
+    let n = names(&adapter.format, &adapter.config);
+    let mut out = Vec::new();
+    for (p, b) in adapter.positions.iter().enumerate() {
+        let Some(b) = b else { continue };
+        let at = position_name(model, p);
+        let norms = set.norms(task, p).expect("adapted position has norms");
+        let mut push_norm = |key: &str, ln: &AdapterLayerNorm<B>| {
+            out.push((
+                format!("{at}.{key}.weight"),
+                NamedTensor::Vector(ln.weight.val()),
+            ));
+            out.push((
+                format!("{at}.{key}.bias"),
+                NamedTensor::Vector(ln.bias.val()),
+            ));
+        };
+        if let Some(ln) = &norms.before {
+            push_norm(&n.before, ln);
+            if matches!(adapter.format, AdapterFormat::AdapterHub { .. }) {
+                push_norm(&n.down, ln);
+            }
+        }
+        if let Some(ln) = &norms.after {
+            push_norm(&n.after, ln);
+        }
+        for (key, linear) in [(&n.down_after_norm, &b.down), (&n.up, &b.up)] {
+            out.push((
+                format!("{at}.{key}.weight"),
+                NamedTensor::Weight(linear.weight.val()),
+            ));
+            if let Some(bias) = &linear.bias {
+                out.push((format!("{at}.{key}.bias"), NamedTensor::Vector(bias.val())));
+            }
+        }
+    }
+    out
+}
+
+/// Host values of a named tensor in the file layout: shape and data.
+pub fn file_layout<B: Backend>(t: &NamedTensor<B>) -> (Vec<usize>, Vec<f32>) {
+    let t2 = match t {
+        NamedTensor::Weight(w) => w.clone().transpose(),
+        NamedTensor::Vector(v) => v.clone().unsqueeze::<2>(),
+    };
+    let mut shape = t2.dims().to_vec();
+    if matches!(t, NamedTensor::Vector(_)) {
+        shape.remove(0);
+    }
+    (
+        shape,
+        t2.into_data().convert::<f32>().into_vec().expect("f32"),
+    )
+}
+
+/// Writes task `name` of `set` to `dir` in the format it came from (new adapters: this
+/// project's). Files are written atomically.
+pub fn save_adapter<B: Backend>(
+    set: &AdapterSet<B>,
+    name: &str,
+    model: &T5Config,
+    dir: &Path,
+) -> Result<()> {
+    let t = set.index(name)?;
+    let adapter = &set.tasks[t];
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = named_tensors(set, t, model)
+        .into_iter()
+        .map(|(name, tensor)| {
+            let (shape, values) = file_layout(&tensor);
+            (name, shape, values)
+        })
+        .collect();
+    let config = match &adapter.format {
+        AdapterFormat::AdapterHub { config, .. } => config.clone(),
+        AdapterFormat::Native => {
+            let c = &adapter.config;
+            let seed_like = c.dropout_after_adapter;
+            let native = NativeAdapterConfig {
+                format: "t5-adapters".into(),
+                format_version: FORMAT_VERSION,
+                kind: if seed_like { "seed" } else { "bottleneck" }.into(),
+                task: adapter.name.clone(),
+                d_model: model.d_model,
+                num_layers: model.num_layers,
+                num_decoder_layers: model.num_decoder_layers(),
+                reduction_factor: seed_like.then_some(c.reduction_factor as usize),
+                non_linearity: seed_like.then(|| c.non_linearity.clone()),
+                add_adapter_in_feed_forward: seed_like.then_some(c.output_adapter),
+                add_adapter_in_self_attention: seed_like.then_some(c.mh_adapter),
+                add_adapters_in_decoder: seed_like
+                    .then_some(!c.leave_out.contains(&model.num_layers)),
+                add_layer_norm_before_adapter: seed_like.then_some(c.ln_before),
+                add_layer_norm_after_adapter: seed_like.then_some(c.ln_after),
+                bottleneck: (!seed_like).then(|| adapter.config.clone()),
+                shared_layer_norms: adapter.shared_norms,
+            };
+            serde_json::to_value(native).expect("serializable")
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_safetensors(&dir.join(ADAPTER_WEIGHTS), &tensors, None)?;
+    let text = serde_json::to_string_pretty(&config).expect("serializable");
+    crate::io::write_atomic(&dir.join(ADAPTER_CONFIG), text.as_bytes())
+}
+
+/// A fresh AdapterHub config for `config` (so a new adapter can be saved for Python).
+pub fn adapterhub_config(name: &str, config: &BottleneckConfig, model: &T5Config) -> Value {
+    json!({
+        "config": {
+            "adapter_residual_before_ln": config.adapter_residual_before_ln,
+            "cross_adapter": false, "dropout": config.dropout, "inv_adapter": null,
+            "is_parallel": false, "leave_out": config.leave_out, "ln_after": config.ln_after,
+            "ln_before": config.ln_before, "mh_adapter": config.mh_adapter,
+            "non_linearity": config.non_linearity, "original_ln_after": config.original_ln_after,
+            "original_ln_before": config.original_ln_before, "output_adapter": config.output_adapter,
+            "phm_layer": false, "reduction_factor": config.reduction_factor,
+            "residual_before_ln": config.residual_before_ln, "scaling": config.scaling,
+            "use_gating": false, "init_weights": "bert", "stochastic_depth": 0.0
+        },
+        "hidden_size": model.d_model,
+        "model_class": "T5ForConditionalGeneration",
+        "model_name": "t5",
+        "model_type": model.model_type,
+        "name": name,
+        "version": "adapters.1.3.0"
+    })
+}

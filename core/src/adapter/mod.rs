@@ -1,0 +1,16 @@
+//! Per-task adapter layers on a frozen, shared backbone: the seed project's adapter and
+//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer), loaded, saved, switched by name, and
+//! routed per row.
+
+pub mod bottleneck;
+pub mod config;
+pub mod format;
+
+pub mod set;
+
+pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
+pub use config::BottleneckConfig;
+pub use format::{
+    load_adapter, named_tensors, save_adapter, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+};
+pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};

@@ -1,0 +1,325 @@
+//! Adapters of many tasks over one frozen backbone, and which rows of a batch use which.
+
+use burn::prelude::*;
+
+use super::bottleneck::{AdapterNorms, Bottleneck};
+use super::config::BottleneckConfig;
+use crate::config::{Activation, T5Config};
+use crate::error::{Error, Result};
+
+/// Which of a block's sublayers an adapter follows. Cross-attention is never adapted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sublayer {
+    SelfAttention = 0,
+    FeedForward = 1,
+}
+
+/// Adapter positions are numbered `2 * layer + sublayer`, where encoder block `i` is layer `i`
+/// and decoder block `i` is layer `num_layers + i` (AdapterHub's `leave_out` numbering).
+pub fn position(layer: usize, sublayer: Sublayer) -> usize {
+    2 * layer + sublayer as usize
+}
+
+/// Number of positions in a model.
+pub fn num_positions(model: &T5Config) -> usize {
+    2 * (model.num_layers + model.num_decoder_layers())
+}
+
+/// HF's name of the sublayer at `position`: `encoder.block.1.layer.0`, `decoder.block.0.layer.2`.
+pub fn position_name(model: &T5Config, position: usize) -> String {
+    let (layer, sub) = (position / 2, position % 2);
+    if layer < model.num_layers {
+        format!("encoder.block.{layer}.layer.{sub}")
+    } else {
+        format!(
+            "decoder.block.{}.layer.{}",
+            layer - model.num_layers,
+            if sub == 0 { 0 } else { 2 }
+        )
+    }
+}
+
+/// Whether `config` puts an adapter at `position`.
+pub fn has_adapter(config: &BottleneckConfig, position: usize) -> bool {
+    let (layer, sub) = (position / 2, position % 2);
+    let wanted = if sub == 0 {
+        config.mh_adapter
+    } else {
+        config.output_adapter
+    };
+    wanted && !config.leave_out.contains(&layer)
+}
+
+/// The on-disk format an adapter came from (and is saved back in).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdapterFormat {
+    /// This project's format (`adapter_config.json` with `"format": "t5-adapters"`).
+    Native,
+    /// The `adapters` library's (AdapterHub) format; keeps the library's config as loaded.
+    AdapterHub {
+        name: String,
+        config: serde_json::Value,
+    },
+}
+
+/// One task's adapters at every adapted sublayer.
+#[derive(Module, Debug)]
+pub struct TaskAdapter<B: Backend> {
+    /// Indexed by [`position`]; `None` where the config puts no adapter.
+    pub positions: Vec<Option<Bottleneck<B>>>,
+    #[module(skip)]
+    pub name: String,
+    #[module(skip)]
+    pub config: BottleneckConfig,
+    #[module(skip)]
+    pub activation: Activation,
+    #[module(skip)]
+    pub format: AdapterFormat,
+    /// Use the set's shared norms instead of `positions[p].norms` (the seed's default while
+    /// training several tasks).
+    #[module(skip)]
+    pub shared_norms: bool,
+}
+
+impl<B: Backend> TaskAdapter<B> {
+    /// Fresh adapters for `name` (weights N(0, 0.01), biases 0, norms identity).
+    pub fn init(
+        name: &str,
+        config: BottleneckConfig,
+        model: &T5Config,
+        device: &B::Device,
+    ) -> Result<Self> {
+        config
+            .validate(model)
+            .map_err(|e| Error::Invalid(format!("adapter `{name}`: {e}")))?;
+        let activation = config.activation().map_err(Error::Invalid)?;
+        let positions = (0..num_positions(model))
+            .map(|p| {
+                has_adapter(&config, p).then(|| Bottleneck::init(&config, model.d_model, device))
+            })
+            .collect();
+        Ok(Self {
+            positions,
+            name: name.to_string(),
+            config,
+            activation,
+            format: AdapterFormat::Native,
+            shared_norms: false,
+        })
+    }
+
+    /// Trainable parameters.
+    pub fn num_params(&self) -> usize {
+        burn::module::Module::num_params(self)
+    }
+}
+
+/// Adapters of several tasks, attached to and removed from a backbone by name at run time.
+#[derive(Module, Debug)]
+pub struct AdapterSet<B: Backend> {
+    pub tasks: Vec<TaskAdapter<B>>,
+    /// Per position, the norms shared by tasks with `shared_norms` (empty when none share).
+    pub shared_norms: Vec<Option<AdapterNorms<B>>>,
+}
+
+impl<B: Backend> Default for AdapterSet<B> {
+    fn default() -> Self {
+        Self {
+            tasks: Vec::new(),
+            shared_norms: Vec::new(),
+        }
+    }
+}
+
+impl<B: Backend> AdapterSet<B> {
+    pub fn names(&self) -> Vec<&str> {
+        self.tasks.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// The index of task `name`, or an error listing the tasks that exist.
+    pub fn index(&self, name: &str) -> Result<usize> {
+        self.tasks
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| {
+                let known = self.names();
+                Error::Invalid(if known.is_empty() {
+                    format!("unknown task `{name}`: no adapters are attached")
+                } else {
+                    format!(
+                        "unknown task `{name}`; attached adapters: {}",
+                        known.join(", ")
+                    )
+                })
+            })
+    }
+
+    /// Attaches `adapter`, replacing one of the same name.
+    pub fn insert(&mut self, adapter: TaskAdapter<B>) {
+        match self.tasks.iter().position(|t| t.name == adapter.name) {
+            Some(i) => self.tasks[i] = adapter,
+            None => self.tasks.push(adapter),
+        }
+    }
+
+    /// Detaches and returns task `name`.
+    pub fn remove(&mut self, name: &str) -> Result<TaskAdapter<B>> {
+        let i = self.index(name)?;
+        Ok(self.tasks.remove(i))
+    }
+
+    /// Makes every task with this set's seed config share one set of norms per position, as
+    /// the seed does (the norms start from the first task's).
+    pub fn share_norms(&mut self) {
+        let n = self.tasks.first().map(|t| t.positions.len()).unwrap_or(0);
+        self.shared_norms = (0..n)
+            .map(|p| {
+                self.tasks
+                    .iter()
+                    .find_map(|t| t.positions[p].as_ref().map(|b| b.norms.clone()))
+            })
+            .collect();
+        for t in &mut self.tasks {
+            t.shared_norms = true;
+        }
+    }
+
+    /// The norms task `task` uses at `position`.
+    pub fn norms(&self, task: usize, position: usize) -> Option<&AdapterNorms<B>> {
+        let t = &self.tasks[task];
+        if t.shared_norms {
+            self.shared_norms.get(position).and_then(Option::as_ref)
+        } else {
+            t.positions[position].as_ref().map(|b| &b.norms)
+        }
+    }
+
+    /// Every task's trainable parameters.
+    pub fn num_params(&self) -> usize {
+        burn::module::Module::num_params(self)
+    }
+}
+
+/// Which adapter each row of a batch goes through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Routing {
+    /// Every row through task `i`.
+    Task(usize),
+    /// Row `r` through `rows[r]`; `None` is the plain backbone.
+    Rows(Vec<Option<usize>>),
+}
+
+impl Routing {
+    /// The routing after each row is repeated `k` times (beam search).
+    pub fn repeat_rows(&self, k: usize) -> Self {
+        match self {
+            Routing::Task(t) => Routing::Task(*t),
+            Routing::Rows(rows) => Routing::Rows(
+                rows.iter()
+                    .flat_map(|r| std::iter::repeat_n(*r, k))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Adapters for one forward pass: the set and the routing of its rows.
+#[derive(Clone, Debug)]
+pub struct Adapters<'a, B: Backend> {
+    pub set: &'a AdapterSet<B>,
+    pub routing: Routing,
+}
+
+impl<'a, B: Backend> Adapters<'a, B> {
+    /// All rows through task `name`.
+    pub fn task(set: &'a AdapterSet<B>, name: &str) -> Result<Self> {
+        Ok(Self {
+            set,
+            routing: Routing::Task(set.index(name)?),
+        })
+    }
+
+    /// Row `r` through task `names[r]` (`None`: no adapter).
+    pub fn per_row(set: &'a AdapterSet<B>, names: &[Option<&str>]) -> Result<Self> {
+        let rows = names
+            .iter()
+            .map(|n| n.map(|n| set.index(n)).transpose())
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            set,
+            routing: Routing::Rows(rows),
+        })
+    }
+
+    pub fn repeat_rows(&self, k: usize) -> Self {
+        Self {
+            set: self.set,
+            routing: self.routing.repeat_rows(k),
+        }
+    }
+
+    /// The output of the sublayer at `position` from its input `x` and raw output `h`.
+    ///
+    /// # Shapes
+    /// - x, h: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
+    pub fn apply(
+        &self,
+        position: usize,
+        x: Tensor<B, 3>,
+        h: Tensor<B, 3>,
+        dropout: &burn::nn::Dropout,
+    ) -> Tensor<B, 3> {
+        let rows = match &self.routing {
+            Routing::Task(t) => return self.apply_task(Some(*t), position, x, h, dropout),
+            Routing::Rows(rows) => rows,
+        };
+        if rows.windows(2).all(|w| w[0] == w[1]) {
+            return self.apply_task(rows.first().copied().flatten(), position, x, h, dropout);
+        }
+        // Each task runs on its own rows; the results go back to their places.
+        let device = x.device();
+        let mut groups: Vec<(Option<usize>, Vec<i64>)> = Vec::new();
+        for (r, task) in rows.iter().enumerate() {
+            match groups.iter_mut().find(|(t, _)| t == task) {
+                Some((_, idx)) => idx.push(r as i64),
+                None => groups.push((*task, vec![r as i64])),
+            }
+        }
+        let mut outputs = Vec::with_capacity(groups.len());
+        let mut order = Vec::with_capacity(rows.len());
+        for (task, idx) in groups {
+            let n = idx.len();
+            order.extend(idx.iter().copied());
+            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [n]), &device);
+            let (xs, hs) = (x.clone().select(0, idx.clone()), h.clone().select(0, idx));
+            outputs.push(self.apply_task(task, position, xs, hs, dropout));
+        }
+        let mut inverse = vec![0i64; order.len()];
+        for (i, &r) in order.iter().enumerate() {
+            inverse[r as usize] = i as i64;
+        }
+        let inverse =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [rows.len()]), &device);
+        Tensor::cat(outputs, 0).select(0, inverse)
+    }
+
+    fn apply_task(
+        &self,
+        task: Option<usize>,
+        position: usize,
+        x: Tensor<B, 3>,
+        h: Tensor<B, 3>,
+        dropout: &burn::nn::Dropout,
+    ) -> Tensor<B, 3> {
+        let Some(t) = task else {
+            return x + dropout.forward(h);
+        };
+        let adapter = &self.set.tasks[t];
+        match (&adapter.positions[position], self.set.norms(t, position)) {
+            (Some(bottleneck), Some(norms)) => {
+                bottleneck.forward(&adapter.config, adapter.activation, norms, x, h, dropout)
+            }
+            _ => x + dropout.forward(h),
+        }
+    }
+}
