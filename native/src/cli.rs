@@ -101,8 +101,28 @@ pub struct GenerateArgs {
     pub task: Option<String>,
 }
 
+/// What `native bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Generation: tokens/s.
+    Generate,
+    /// A full fine-tuning step (AdamW): examples/s.
+    TrainFull,
+    /// An adapter-only training step on a frozen backbone (the seed's adapter): examples/s.
+    TrainAdapters,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The workload to time.
+    #[arg(long, value_enum, default_value_t = Workload::Generate)]
+    pub workload: Workload,
+    /// Training: target length in tokens (the source length is --src-len).
+    #[arg(long, default_value_t = 16)]
+    pub tgt_len: usize,
+    /// Training with adapters: the adapters' reduction factor.
+    #[arg(long, default_value_t = 16)]
+    pub reduction_factor: usize,
     /// Batch sizes to measure.
     #[arg(long, num_args = 1.., default_values_t = [1, 8])]
     pub batch: Vec<usize>,

@@ -305,3 +305,116 @@ fn help_documents_every_option() {
         assert!(help.contains(opt), "{opt} missing from help");
     }
 }
+
+#[test]
+fn generate_with_an_adapterhub_adapter_prints_python_ids() {
+    for (case, model) in [("houlsby-v1_1", "t5-v1_1"), ("pfeiffer-v1_0", "t5-v1_0")] {
+        let adapter = fixtures().join("adapters").join(case);
+        let g: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(adapter.join("golden.json")).unwrap())
+                .unwrap();
+        let texts: Vec<&str> = g["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let model_dir = fixtures().join(model);
+        let mut args = vec![
+            "generate",
+            "--json",
+            "--backend",
+            "cpu",
+            "--max-new-tokens",
+            "16",
+        ];
+        args.extend([
+            "--model",
+            model_dir.to_str().unwrap(),
+            "--adapter",
+            adapter.to_str().unwrap(),
+        ]);
+        args.extend(texts.iter().copied());
+        let out = native(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        for (i, line) in stdout.lines().enumerate() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ids: Vec<u64> = line["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(ids, hf_ids(&g["greedy"][i]), "{case} row {i}");
+        }
+    }
+}
+
+#[test]
+fn several_adapters_switch_by_task() {
+    let seed = fixtures().join("adapters").join("seed-v1_0");
+    let model_dir = fixtures().join("t5-v1_0");
+    let text = "question: Where is the cat? context: The cat sat on the mat.";
+    let run = |task: &str| {
+        native(&[
+            "generate",
+            "--backend",
+            "cpu",
+            "--max-new-tokens",
+            "16",
+            "--model",
+            model_dir.to_str().unwrap(),
+            "--adapter",
+            seed.join("rte").to_str().unwrap(),
+            "--adapter",
+            seed.join("sst2").to_str().unwrap(),
+            "--task",
+            task,
+            text,
+        ])
+    };
+    let rte = run("rte");
+    assert!(
+        rte.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rte.stderr)
+    );
+    assert_eq!(String::from_utf8(rte.stdout).unwrap().trim(), "entailment");
+    let sst2 = run("sst2");
+    assert_ne!(String::from_utf8(sst2.stdout).unwrap().trim(), "entailment");
+    assert_one_line_error(&run("mnli"), &["unknown task `mnli`", "rte", "sst2"]);
+}
+
+#[test]
+fn an_adapter_for_another_model_is_one_line() {
+    let adapter = fixtures().join("adapters").join("houlsby-v1_1");
+    let model_dir = fixtures().join("t5-v1_0");
+    let out = native(&[
+        "generate",
+        "--backend",
+        "cpu",
+        "--model",
+        model_dir.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "hello",
+    ]);
+    assert_one_line_error(&out, &["houlsby-v1_1", "decoder block 2"]);
+    let unsupported = fixtures().join("adapters").join("unsupported").join("lora");
+    let out = native(&[
+        "generate",
+        "--backend",
+        "cpu",
+        "--model",
+        model_dir.to_str().unwrap(),
+        "--adapter",
+        unsupported.to_str().unwrap(),
+        "hello",
+    ]);
+    assert_one_line_error(&out, &["lora", "not supported"]);
+}

@@ -7,6 +7,7 @@ pub mod config;
 pub mod format;
 
 pub mod set;
+pub mod summary;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
 pub use config::BottleneckConfig;
@@ -14,3 +15,4 @@ pub use format::{
     load_adapter, named_tensors, save_adapter, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
 };
 pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};
+pub use summary::ParameterSummary;

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod block;
 pub mod cache;
 pub mod feed_forward;
+pub mod freeze;
 pub mod layer_norm;
 pub mod loss;
 pub mod relative_bias;
@@ -11,5 +12,6 @@ pub mod stack;
 pub mod t5;
 
 pub use cache::{DecoderCache, KeyValue};
+pub use freeze::FreezeOptions;
 pub use loss::{cross_entropy, IGNORE_INDEX};
 pub use t5::{Seq2SeqOutput, T5ForConditionalGeneration};
