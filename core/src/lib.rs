@@ -6,11 +6,13 @@ pub mod adapter;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod generation;
 pub mod io;
 pub mod model;
 pub mod tokenizer;
+pub mod train;
 
 pub use config::T5Config;
 pub use error::{Error, Result};
