@@ -3,6 +3,7 @@
 
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod export;
 mod safetensors;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 pub use self::safetensors::{write_safetensors, Weights};
+pub use export::{hf_tensors, save_pretrained};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::model::T5ForConditionalGeneration;
