@@ -10,7 +10,9 @@ pub mod data;
 pub mod error;
 pub mod generation;
 pub mod io;
+pub mod metrics;
 pub mod model;
+pub mod tasks;
 pub mod tokenizer;
 pub mod train;
 

@@ -239,14 +239,27 @@ fn save_pretrained_round_trips() {
     for name in ["t5-v1_0", "t5-v1_1"] {
         let (dir, model, _) = load::<B>(name, &device);
         let tmp = tempfile::tempdir().unwrap();
-        t5_core::checkpoint::save_pretrained(&model, Some(&dir.path.join("tokenizer.json")), tmp.path()).unwrap();
+        t5_core::checkpoint::save_pretrained(
+            &model,
+            Some(&dir.path.join("tokenizer.json")),
+            tmp.path(),
+        )
+        .unwrap();
         let original = t5_core::checkpoint::Weights::from_dir(&dir.path).unwrap();
         let mut written = t5_core::checkpoint::Weights::from_dir(tmp.path()).unwrap();
         assert_eq!(original.names(), written.names(), "{name}: tensor names");
-        let again = ModelDir::open(tmp.path()).unwrap().load_model::<B>(&device).unwrap();
+        let again = ModelDir::open(tmp.path())
+            .unwrap()
+            .load_model::<B>(&device)
+            .unwrap();
         let a = t5_core::checkpoint::hf_tensors(&model);
         let b = t5_core::checkpoint::hf_tensors(&again);
         assert!(a == b, "{name}: values differ after a round trip");
-        assert!(written.take_values("shared.weight", &[dir.config.vocab_size, dir.config.d_model]).is_ok());
+        assert!(written
+            .take_values(
+                "shared.weight",
+                &[dir.config.vocab_size, dir.config.d_model]
+            )
+            .is_ok());
     }
 }

@@ -14,6 +14,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Multi-task fine-tuning (full or per-task adapters) from a JSON run config in the seed's
+    /// vocabulary (see configs/README.md). Resumes from the newest checkpoint in output_dir.
+    Train(TrainArgs),
     /// Generate text with a T5 model (greedy or beam search).
     Generate(GenerateArgs),
     /// Measure generation speed on a random model of t5-small's shape (JSON lines; see
@@ -147,4 +150,19 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run config (JSON), e.g. configs/test.json.
+    pub config: PathBuf,
+    /// Where to run; overrides the config's `backend`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Override the config's `output_dir`.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Override the config's `max_steps`.
+    #[arg(long)]
+    pub max_steps: Option<i64>,
 }

@@ -15,7 +15,10 @@ use crate::model::T5ForConditionalGeneration;
 type Named = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
-    (t.dims().to_vec(), t.into_data().convert::<f32>().into_vec().expect("f32 data"))
+    (
+        t.dims().to_vec(),
+        t.into_data().convert::<f32>().into_vec().expect("f32 data"),
+    )
 }
 
 fn linear<B: Backend>(out: &mut Named, name: &str, l: &Linear<B>) {
@@ -35,7 +38,11 @@ fn attention<B: Backend>(out: &mut Named, name: &str, a: &Attention<B>) {
     }
     if let Some(bias) = &a.relative_attention_bias {
         let (shape, values) = host(bias.relative_attention_bias.weight.val());
-        out.push((format!("{name}.relative_attention_bias.weight"), shape, values));
+        out.push((
+            format!("{name}.relative_attention_bias.weight"),
+            shape,
+            values,
+        ));
     }
 }
 
@@ -47,11 +54,27 @@ pub fn hf_tensors<B: Backend>(model: &T5ForConditionalGeneration<B>) -> Named {
     for (stack_name, stack) in [("encoder", &model.encoder), ("decoder", &model.decoder)] {
         for (i, block) in stack.block.iter().enumerate() {
             let b = format!("{stack_name}.block.{i}");
-            attention(&mut out, &format!("{b}.layer.0.SelfAttention"), &block.self_attention.self_attention);
-            norm(&mut out, &format!("{b}.layer.0.layer_norm"), &block.self_attention.layer_norm);
+            attention(
+                &mut out,
+                &format!("{b}.layer.0.SelfAttention"),
+                &block.self_attention.self_attention,
+            );
+            norm(
+                &mut out,
+                &format!("{b}.layer.0.layer_norm"),
+                &block.self_attention.layer_norm,
+            );
             let ff = if let Some(cross) = &block.cross_attention {
-                attention(&mut out, &format!("{b}.layer.1.EncDecAttention"), &cross.enc_dec_attention);
-                norm(&mut out, &format!("{b}.layer.1.layer_norm"), &cross.layer_norm);
+                attention(
+                    &mut out,
+                    &format!("{b}.layer.1.EncDecAttention"),
+                    &cross.enc_dec_attention,
+                );
+                norm(
+                    &mut out,
+                    &format!("{b}.layer.1.layer_norm"),
+                    &cross.layer_norm,
+                );
                 2
             } else {
                 1
@@ -66,9 +89,17 @@ pub fn hf_tensors<B: Backend>(model: &T5ForConditionalGeneration<B>) -> Named {
                 None => linear(&mut out, &format!("{f}.wi"), &d.wi),
             }
             linear(&mut out, &format!("{f}.wo"), &d.wo);
-            norm(&mut out, &format!("{b}.layer.{ff}.layer_norm"), &block.feed_forward.layer_norm);
+            norm(
+                &mut out,
+                &format!("{b}.layer.{ff}.layer_norm"),
+                &block.feed_forward.layer_norm,
+            );
         }
-        norm(&mut out, &format!("{stack_name}.final_layer_norm"), &stack.final_layer_norm);
+        norm(
+            &mut out,
+            &format!("{stack_name}.final_layer_norm"),
+            &stack.final_layer_norm,
+        );
     }
     if let Some(head) = &model.lm_head {
         linear(&mut out, "lm_head", head);
@@ -78,11 +109,19 @@ pub fn hf_tensors<B: Backend>(model: &T5ForConditionalGeneration<B>) -> Named {
 
 /// Writes `config.json` and `model.safetensors` (and copies `tokenizer.json` when given) into
 /// `dir`, each file atomically.
-pub fn save_pretrained<B: Backend>(model: &T5ForConditionalGeneration<B>, tokenizer: Option<&Path>, dir: &Path) -> Result<()> {
+pub fn save_pretrained<B: Backend>(
+    model: &T5ForConditionalGeneration<B>,
+    tokenizer: Option<&Path>,
+    dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
-    write_safetensors(&dir.join("model.safetensors"), &hf_tensors(model), Some(metadata))?;
+    write_safetensors(
+        &dir.join("model.safetensors"),
+        &hf_tensors(model),
+        Some(metadata),
+    )?;
     let mut config = serde_json::to_value(&model.config).expect("serializable config");
     config["architectures"] = serde_json::json!(["T5ForConditionalGeneration"]);
     config["is_encoder_decoder"] = serde_json::json!(true);

@@ -1,9 +1,9 @@
 //! Hugging Face checkpoints: a directory with `config.json`, `model.safetensors` (or shards) and
 //! `tokenizer.json`, or a hub name resolved into the HF cache.
 
+pub mod export;
 #[cfg(feature = "hub")]
 pub mod hub;
-pub mod export;
 mod safetensors;
 
 use std::path::{Path, PathBuf};
@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 pub use self::safetensors::{write_safetensors, Weights};
-pub use export::{hf_tensors, save_pretrained};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::T5Tokenizer;
+pub use export::{hf_tensors, save_pretrained};
 
 /// The files that make a model directory.
 pub const CONFIG_FILE: &str = "config.json";

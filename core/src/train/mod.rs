@@ -2,8 +2,11 @@
 
 pub mod batch;
 pub mod config;
+pub mod optim;
+pub mod plot;
 pub mod sampler;
 pub mod schedule;
+pub mod trainer;
 
 pub use config::{CustomTaskConfig, DataFormat, EvaluationStrategy, LrScheduler, RunConfig};
 pub use sampler::{

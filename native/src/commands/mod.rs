@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod generate;
+pub mod train;
 
 use anyhow::Result;
 
@@ -9,6 +10,7 @@ use crate::cli::{Cli, Command};
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(args) => train::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -1,0 +1,109 @@
+//! `native train CONFIG`: the main job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use t5_core::backend::BackendKind;
+use t5_core::train::trainer::{self, Observer, RunSummary};
+use t5_core::train::RunConfig;
+
+use crate::backend::{run_on, Job};
+use crate::cli::{BackendArg, TrainArgs};
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let mut config = RunConfig::from_file(&args.config)?;
+    if let Some(dir) = args.output_dir {
+        config.output_dir = dir;
+    }
+    if let Some(steps) = args.max_steps {
+        config.max_steps = steps;
+    }
+    let backend = args.backend.unwrap_or(match config.backend {
+        BackendKind::Auto => BackendArg::Auto,
+        BackendKind::Wgpu => BackendArg::Wgpu,
+        BackendKind::Cpu => BackendArg::Cpu,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // The first Ctrl-C asks for a checkpoint and a clean stop; a second one kills.
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint before stopping (Ctrl-C again to abort)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let summary = run_on(backend, TrainJob { config, stop })?;
+    tracing::info!(
+        "done: {} steps in {:.0} s ({:.1} examples/s)",
+        summary.steps,
+        summary.seconds,
+        summary.examples_per_s
+    );
+    Ok(())
+}
+
+struct TrainJob {
+    config: RunConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl Job for TrainJob {
+    type Output = RunSummary;
+
+    fn run<B: Backend>(self, device: B::Device, _backend: &str) -> Result<RunSummary> {
+        let mut obs = Progress {
+            bar: None,
+            stop: self.stop,
+        };
+        let out = trainer::run::<Autodiff<B>>(&self.config, device, &mut obs);
+        if let Some(bar) = &obs.bar {
+            bar.finish_and_clear();
+        }
+        out.with_context(|| format!("training with {}", self.config.output_dir.display()))
+    }
+}
+
+/// A progress bar with loss, learning rate, examples/s and ETA.
+struct Progress {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Observer for Progress {
+    fn message(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn start(&mut self, total_steps: usize, first_step: usize) {
+        let bar = ProgressBar::new(total_steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("valid template"),
+        );
+        bar.set_position(first_step as u64);
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, step: usize, loss: f64, lr: f64, examples_per_s: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step as u64);
+            bar.set_message(format!(
+                "loss {loss:.4}  lr {lr:.2e}  {examples_per_s:.1} ex/s"
+            ));
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
