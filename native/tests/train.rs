@@ -1,0 +1,188 @@
+//! `native train` end to end: resumption after a hard kill, and clear errors for bad configs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A small run on the embedded data: the tiny preset, a few dozen steps, checkpoints every 5.
+fn small_config(output_dir: &Path, extra: serde_json::Value) -> serde_json::Value {
+    let data = root().join("configs/data");
+    let task = |name: &str, template: &str, labels: Option<Vec<&str>>, metrics: Vec<&str>| {
+        let mut t = serde_json::json!({
+            "name": name,
+            "train_file": data.join(name).join("train.jsonl"),
+            "validation_file": data.join(name).join("validation.jsonl"),
+            "template": template,
+            "target_field": "label",
+            "metrics": metrics,
+        });
+        if let Some(l) = labels {
+            t["labels"] = serde_json::json!(l);
+        }
+        t
+    };
+    let mut config = serde_json::json!({
+        "model_name_or_path": "t5-tiny",
+        "tokenizer_name": data.join("tokenizer"),
+        "tasks": ["sentiment", "similarity"],
+        "custom_tasks": [
+            task("sentiment", "sentence: {sentence}", Some(vec!["0", "1"]), vec!["accuracy"]),
+            task("similarity", "sentence1: {sentence1} sentence2: {sentence2}", None, vec!["pearson"]),
+        ],
+        "output_dir": output_dir,
+        "do_train": true,
+        "max_steps": 30,
+        "learning_rate": 0.001,
+        "warmup_steps": 5,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 2,
+        "n_train": 64,
+        "n_val": 16,
+        "temperature": 2,
+        "max_source_length": 48,
+        "max_target_length": 6,
+        "save_steps": 5,
+        "save_total_limit": 2,
+        "logging_steps": 5,
+        "seed": 7,
+        "backend": "cpu"
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config
+}
+
+fn write_config(dir: &Path, config: &serde_json::Value) -> PathBuf {
+    let path = dir.join("run.json");
+    std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    path
+}
+
+fn train(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_native"))
+        .args(["train", config.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_run_killed_mid_training_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let out = train(&write_config(
+        tmp.path(),
+        &small_config(&straight, serde_json::json!({})),
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = std::fs::read(straight.join("model/model.safetensors")).unwrap();
+
+    let resumed = tmp.path().join("resumed");
+    let config = write_config(tmp.path(), &small_config(&resumed, serde_json::json!({})));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_native"))
+        .args(["train", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL as soon as the first checkpoint is complete.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !resumed.join("checkpoint-5/trainer_state.json").is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !resumed.join("model/model.safetensors").exists(),
+        "the run finished before it was killed"
+    );
+    let out = train(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from"), "{stderr}");
+    let after = std::fs::read(resumed.join("model/model.safetensors")).unwrap();
+    assert!(
+        after == reference,
+        "resumed weights differ from the uninterrupted run"
+    );
+    // save_total_limit keeps the newest two checkpoints.
+    let kept: Vec<String> = std::fs::read_dir(&resumed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("checkpoint-"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for file in ["config.json", "metrics.jsonl", "training_curves.svg"] {
+        assert!(resumed.join(file).is_file(), "{file} missing");
+    }
+}
+
+fn assert_error(out: &Output, needles: &[&str]) {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(errors[0].contains(n), "`{n}` not in {}", errors[0]);
+    }
+}
+
+#[test]
+fn bad_configs_and_data_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let run =
+        |extra: serde_json::Value| train(&write_config(tmp.path(), &small_config(&out_dir, extra)));
+
+    assert_error(
+        &run(serde_json::json!({"learning_rat": 0.1})),
+        &["run.json", "unknown key `learning_rat`", "learning_rate"],
+    );
+    assert_error(
+        &run(serde_json::json!({"max_steps": "many"})),
+        &["run.json", "max_steps"],
+    );
+    assert_error(
+        &run(serde_json::json!({"tasks": []})),
+        &["run.json", "tasks"],
+    );
+    assert_error(
+        &run(serde_json::json!({"tasks": ["sentiment", "mnlii"]})),
+        &["mnlii"],
+    );
+
+    // A duplicated key.
+    let path = tmp.path().join("dup.json");
+    std::fs::write(&path, "{\"tasks\": [\"rte\"], \"output_dir\": \"x\", \"model_name_or_path\": \"t5-tiny\", \"do_train\": true, \"do_train\": false}").unwrap();
+    assert_error(&train(&path), &["dup.json", "duplicate key `do_train`"]);
+
+    // A missing data file and a malformed line.
+    let mut config = small_config(&out_dir, serde_json::json!({}));
+    config["custom_tasks"][0]["train_file"] = serde_json::json!(tmp.path().join("nope.jsonl"));
+    assert_error(
+        &train(&write_config(tmp.path(), &config)),
+        &["nope.jsonl", "not found"],
+    );
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"sentence\": \"fine\", \"label\": \"1\"}\n{\"sentence\": broken\n",
+    )
+    .unwrap();
+    config["custom_tasks"][0]["train_file"] = serde_json::json!(bad);
+    assert_error(
+        &train(&write_config(tmp.path(), &config)),
+        &["bad.jsonl", "line 2"],
+    );
+}
