@@ -17,6 +17,10 @@ pub enum Command {
     /// Multi-task fine-tuning (full or per-task adapters) from a JSON run config in the seed's
     /// vocabulary (see configs/README.md). Resumes from the newest checkpoint in output_dir.
     Train(TrainArgs),
+    /// Evaluate a model (and adapters) on the validation or test split of a run config's tasks.
+    Eval(EvalArgs),
+    /// Write a task's predictions (JSONL: input, prediction, target).
+    Predict(PredictArgs),
     /// Generate text with a T5 model (greedy or beam search).
     Generate(GenerateArgs),
     /// Measure generation speed on a random model of t5-small's shape (JSON lines; see
@@ -165,4 +169,53 @@ pub struct TrainArgs {
     /// Override the config's `max_steps`.
     #[arg(long)]
     pub max_steps: Option<i64>,
+}
+
+/// Which split to score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Validation,
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run config naming the tasks and their data (e.g. configs/test.json).
+    pub config: PathBuf,
+    /// The model (directory or hub name); defaults to the config's model_name_or_path.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Adapter directories, one per task (named by task); repeatable.
+    #[arg(long = "adapter", value_name = "DIR")]
+    pub adapters: Vec<PathBuf>,
+    /// The split to score.
+    #[arg(long, value_enum, default_value_t = SplitArg::Validation)]
+    pub split: SplitArg,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A run config naming the tasks and their data.
+    pub config: PathBuf,
+    /// The task whose inputs to predict.
+    #[arg(long)]
+    pub task: String,
+    /// The model (directory or hub name); defaults to the config's model_name_or_path.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Adapter directories, one per task; repeatable.
+    #[arg(long = "adapter", value_name = "DIR")]
+    pub adapters: Vec<PathBuf>,
+    /// The split whose inputs to predict.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Write the JSONL here (atomically) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }

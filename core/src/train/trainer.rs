@@ -345,9 +345,41 @@ fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
     writeln!(f, "{value}").map_err(|e| Error::io(path, e))
 }
 
-/// Scores generated predictions on `split` of every evaluation task; keys are
-/// `<task>_<metric>` plus `average_metrics`.
-#[allow(clippy::too_many_arguments)]
+/// Generated texts for the validation (or test) rows of one task, through its adapter when the
+/// run trains adapters.
+pub fn predict<B: Backend>(
+    model: &T5ForConditionalGeneration<B>,
+    set: &AdapterSet<B>,
+    config: &RunConfig,
+    td: &TaskData,
+    tok: &T5Tokenizer,
+    test: bool,
+) -> Result<Vec<String>> {
+    let rows = if test { &td.test } else { &td.validation };
+    let adapter_name = config.adapter_for(td.task.name()).map(str::to_string);
+    let adapters = match (&adapter_name, config.train_adapters) {
+        (Some(a), true) => Some(Adapters::task(set, a)?),
+        _ => None,
+    };
+    let mut gen = GenerationConfig::for_model(&model.config);
+    gen.max_new_tokens = if test {
+        config.test_max_target_length
+    } else {
+        config.val_max_target_length
+    };
+    gen.num_beams = config.eval_beams.max(1);
+    let mut predictions = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(config.per_device_eval_batch_size.max(1)) {
+        let inputs: Vec<Vec<u32>> = chunk.iter().map(|(e, _)| e.input_ids.clone()).collect();
+        for ids in generate(model, &inputs, &gen, adapters.as_ref())? {
+            predictions.push(tok.decode(&ids)?);
+        }
+    }
+    Ok(predictions)
+}
+
+/// Scores generated predictions on the validation (or test) split of every evaluation task;
+/// keys are `<task>_<metric>` plus `average_metrics`.
 pub fn evaluate<B: Backend>(
     model: &T5ForConditionalGeneration<B>,
     set: &AdapterSet<B>,
@@ -365,25 +397,7 @@ pub fn evaluate<B: Backend>(
         if rows.is_empty() {
             continue;
         }
-        let adapter_name = config.adapter_for(td.task.name()).map(str::to_string);
-        let adapters = match (&adapter_name, config.train_adapters) {
-            (Some(a), true) => Some(Adapters::task(set, a)?),
-            _ => None,
-        };
-        let mut gen = GenerationConfig::for_model(&model.config);
-        gen.max_new_tokens = if test {
-            config.test_max_target_length
-        } else {
-            config.val_max_target_length
-        };
-        gen.num_beams = config.eval_beams.max(1);
-        let mut predictions = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(config.per_device_eval_batch_size.max(1)) {
-            let inputs: Vec<Vec<u32>> = chunk.iter().map(|(e, _)| e.input_ids.clone()).collect();
-            for ids in generate(model, &inputs, &gen, adapters.as_ref())? {
-                predictions.push(tok.decode(&ids)?);
-            }
-        }
+        let predictions = predict(model, set, config, td, tok, test)?;
         let references: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
         per_task.insert(
             td.task.name().to_string(),

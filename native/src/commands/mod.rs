@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod eval;
 pub mod generate;
 pub mod train;
 
@@ -11,6 +12,8 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run_eval(args),
+        Command::Predict(args) => eval::run_predict(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
     }

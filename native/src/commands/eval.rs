@@ -1,0 +1,140 @@
+//! `native eval` and `native predict`: a model (and adapters) on the tasks of a run config.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use t5_core::adapter::{load_adapter, AdapterSet};
+use t5_core::checkpoint::ModelDir;
+use t5_core::train::trainer::{evaluate, format_metrics, predict, prepare_data};
+use t5_core::train::RunConfig;
+use t5_core::T5Tokenizer;
+
+use crate::backend::{run_on, Job};
+use crate::cli::{EvalArgs, PredictArgs, SplitArg};
+
+struct Setup {
+    config: RunConfig,
+    model: String,
+    adapters: Vec<PathBuf>,
+    test: bool,
+}
+
+fn setup(
+    config_path: &std::path::Path,
+    model: Option<String>,
+    adapters: Vec<PathBuf>,
+    split: SplitArg,
+) -> Result<Setup> {
+    let mut config = RunConfig::from_file(config_path)?;
+    let model = model.unwrap_or_else(|| config.model_name_or_path.clone());
+    let test = split == SplitArg::Test;
+    config.do_train = false;
+    config.do_eval = !test;
+    config.do_test = test;
+    config.train_adapters = !adapters.is_empty();
+    Ok(Setup {
+        config,
+        model,
+        adapters,
+        test,
+    })
+}
+
+/// Loads the model, tokenizer, adapters and data of a setup.
+fn load<B: Backend>(
+    s: &Setup,
+    device: &B::Device,
+) -> Result<(
+    t5_core::T5ForConditionalGeneration<B>,
+    AdapterSet<B>,
+    T5Tokenizer,
+    Vec<t5_core::train::trainer::TaskData>,
+)> {
+    let dir =
+        ModelDir::resolve(&s.model).with_context(|| format!("loading model `{}`", s.model))?;
+    let model = dir.load_model::<B>(device)?;
+    let tok = match &s.config.tokenizer_name {
+        Some(t) if std::path::Path::new(t).is_dir() => {
+            T5Tokenizer::from_file(&std::path::Path::new(t).join("tokenizer.json"))?
+        }
+        Some(t) => T5Tokenizer::from_file(std::path::Path::new(t))?,
+        None => dir.load_tokenizer()?,
+    };
+    let mut set = AdapterSet::default();
+    for a in &s.adapters {
+        set.insert(
+            load_adapter::<B>(a, &model.config, device)
+                .with_context(|| format!("loading adapter {}", a.display()))?,
+        );
+    }
+    let data = prepare_data(&s.config, &tok, model.config.eos_token_id as u32)?;
+    Ok((model, set, tok, data))
+}
+
+pub fn run_eval(args: EvalArgs) -> Result<()> {
+    let s = setup(&args.config, args.model, args.adapters, args.split)?;
+    let backend = args.backend;
+    let metrics = run_on(backend, EvalJob(s))?;
+    eprintln!("{}", format_metrics(&metrics));
+    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    Ok(())
+}
+
+struct EvalJob(Setup);
+
+impl Job for EvalJob {
+    type Output = std::collections::BTreeMap<String, f64>;
+    fn run<B: Backend>(self, device: B::Device, _: &str) -> Result<Self::Output> {
+        let (model, set, tok, data) = load::<B>(&self.0, &device)?;
+        Ok(evaluate(
+            &model,
+            &set,
+            &self.0.config,
+            &data,
+            &tok,
+            self.0.test,
+        )?)
+    }
+}
+
+pub fn run_predict(args: PredictArgs) -> Result<()> {
+    let s = setup(&args.config, args.model, args.adapters, args.split)?;
+    let lines = run_on(args.backend, PredictJob(s, args.task.clone()))?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    match &args.output {
+        Some(path) => t5_core::io::write_atomic(path, text.as_bytes())?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+struct PredictJob(Setup, String);
+
+impl Job for PredictJob {
+    type Output = Vec<serde_json::Value>;
+    fn run<B: Backend>(self, device: B::Device, _: &str) -> Result<Self::Output> {
+        let (model, set, tok, data) = load::<B>(&self.0, &device)?;
+        let Some(td) = data.iter().find(|d| d.task.name() == self.1) else {
+            bail!(
+                "task `{}` is not among the config's tasks ({})",
+                self.1,
+                self.0.config.tasks.join(", ")
+            );
+        };
+        let predictions = predict(&model, &set, &self.0.config, td, &tok, self.0.test)?;
+        let rows = if self.0.test {
+            &td.test
+        } else {
+            &td.validation
+        };
+        Ok(rows
+            .iter()
+            .zip(predictions)
+            .map(|((ex, target), prediction)| {
+                serde_json::json!({"input": tok.decode(&ex.input_ids).unwrap_or_default(), "prediction": prediction, "target": target})
+            })
+            .collect())
+    }
+}
