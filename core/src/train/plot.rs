@@ -14,7 +14,8 @@ const COLORS: [&str; 8] = [
 ];
 
 fn panel(svg: &mut String, x0: f64, title: &str, series: &[Series]) {
-    let (w, h, pad) = (440.0, 300.0, 45.0);
+    // The plot leaves room on its right for the legend.
+    let (w, h, pad, legend) = (440.0, 300.0, 45.0, 150.0);
     let pts: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -39,13 +40,14 @@ fn panel(svg: &mut String, x0: f64, title: &str, series: &[Series]) {
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let (xspan, yspan) = ((xmax - xmin).max(1e-9), (ymax - ymin).max(1e-9));
-    let px = |x: f64| x0 + pad + (x - xmin) / xspan * (w - 2.0 * pad);
+    let plot_w = w - pad - legend;
+    let px = |x: f64| x0 + pad + (x - xmin) / xspan * plot_w;
     let py = |y: f64| 35.0 + (h - 2.0 * pad) - (y - ymin) / yspan * (h - 2.0 * pad);
     let _ = write!(
         svg,
         r##"<rect x="{}" y="35" width="{}" height="{}" fill="none" stroke="#999"/>"##,
         x0 + pad,
-        w - 2.0 * pad,
+        plot_w,
         h - 2.0 * pad
     );
     for (v, y) in [(ymax, py(ymax)), (ymin, py(ymin))] {
@@ -94,7 +96,7 @@ fn panel(svg: &mut String, x0: f64, title: &str, series: &[Series]) {
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" font-size="12" fill="{color}">{}</text>"#,
-            x0 + w - pad + 4.0 - 90.0,
+            x0 + pad + plot_w + 8.0,
             50.0 + 15.0 * i as f64,
             s.name
         );
@@ -112,4 +114,33 @@ pub fn training_curves(title: &str, losses: &[Series], metrics: &[Series]) -> St
     panel(&mut svg, 450.0, "evaluation (validation)", metrics);
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_every_series_with_its_name() {
+        let loss = [Series {
+            name: "loss",
+            points: vec![(1.0, 2.0), (2.0, 1.0)],
+        }];
+        let evals = [
+            Series {
+                name: "rte_accuracy",
+                points: vec![(2.0, 50.0)],
+            },
+            Series {
+                name: "empty",
+                points: vec![],
+            },
+        ];
+        let svg = training_curves("run", &loss, &evals);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(">loss<") && svg.contains(">rte_accuracy<"));
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        let nothing = training_curves("run", &[], &[]);
+        assert!(nothing.contains("no data yet"));
+    }
 }
