@@ -54,7 +54,7 @@ pub fn preset(name: &str, vocab_size: usize) -> Option<T5Config> {
     let mut c = T5Config::t5_small();
     match name {
         "t5-tiny" => {
-            (c.d_model, c.d_kv, c.d_ff, c.num_heads, c.num_layers) = (128, 32, 512, 4, 2);
+            (c.d_model, c.d_kv, c.d_ff, c.num_heads, c.num_layers) = (64, 16, 256, 4, 2);
         }
         "t5-mini" => {
             (c.d_model, c.d_kv, c.d_ff, c.num_heads, c.num_layers) = (256, 32, 1024, 8, 4);
