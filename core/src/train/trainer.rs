@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{collate, truncate, Example};
 use super::config::{EvaluationStrategy, RunConfig};
-use super::optim::{clip_global_norm, GroupedAdamW, OptimRecord};
+use super::optim::{clip_global_norm, GroupedAdamW};
 use super::plot::{training_curves, Series};
 use super::sampler::{MultiTaskSampler, MultiTaskSamplerState};
 use super::schedule::learning_rate;
@@ -244,30 +244,21 @@ impl<B: AutodiffBackend> Training<B> {
         if self.backbone_trains {
             rec.record(self.model.clone().into_record(), tmp.join("model"))
                 .map_err(io)?;
-            rec.record(
-                self.model_optim_records().0,
-                tmp.join("optimizer-model-decay"),
-            )
-            .map_err(io)?;
-            rec.record(
-                self.model_optim_records().1,
-                tmp.join("optimizer-model-no-decay"),
-            )
-            .map_err(io)?;
+            // One snapshot of the optimizer states serves both files.
+            let (decay, no_decay) = self.model_optim.to_record();
+            rec.record(decay, tmp.join("optimizer-model-decay"))
+                .map_err(io)?;
+            rec.record(no_decay, tmp.join("optimizer-model-no-decay"))
+                .map_err(io)?;
         }
         if !self.set.tasks.is_empty() {
             rec.record(self.set.clone().into_record(), tmp.join("adapters"))
                 .map_err(io)?;
-            rec.record(
-                self.set_optim_records().0,
-                tmp.join("optimizer-adapters-decay"),
-            )
-            .map_err(io)?;
-            rec.record(
-                self.set_optim_records().1,
-                tmp.join("optimizer-adapters-no-decay"),
-            )
-            .map_err(io)?;
+            let (decay, no_decay) = self.set_optim.to_record();
+            rec.record(decay, tmp.join("optimizer-adapters-decay"))
+                .map_err(io)?;
+            rec.record(no_decay, tmp.join("optimizer-adapters-no-decay"))
+                .map_err(io)?;
             for t in &self.set.tasks {
                 save_adapter(
                     &self.set,
@@ -281,19 +272,6 @@ impl<B: AutodiffBackend> Training<B> {
         crate::io::write_atomic(&tmp.join(STATE_FILE), text.as_bytes())?;
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
-    }
-
-    fn model_optim_records(
-        &self,
-    ) -> (
-        OptimRecord<T5ForConditionalGeneration<B>, B>,
-        OptimRecord<T5ForConditionalGeneration<B>, B>,
-    ) {
-        self.model_optim.to_record()
-    }
-
-    fn set_optim_records(&self) -> (OptimRecord<AdapterSet<B>, B>, OptimRecord<AdapterSet<B>, B>) {
-        self.set_optim.to_record()
     }
 
     fn restore(&mut self, dir: &Path, device: &B::Device) -> Result<TrainerState> {
@@ -461,8 +439,7 @@ pub fn run<B: AutodiffBackend>(
             let dir = ModelDir::resolve(&config.model_name_or_path)?;
             (Some(dir.config.clone()), Some(dir))
         }
-    }
-    .into();
+    };
     let tok = if config.tokenizer_name.is_some() {
         T5Tokenizer::from_file(&tokenizer_path)?
     } else {
