@@ -9,6 +9,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod generation;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod io;
 pub mod metrics;
 pub mod model;

@@ -1,4 +1,4 @@
-//! `fetch_model` against a fake Hugging Face hub served on 127.0.0.1 by a thread of the test.
+//! `fetch_model` and `fetch_dataset_split` against a fake Hugging Face hub served on 127.0.0.1 by a thread of the test.
 //!
 //! The fake hub answers the two kinds of requests hf-hub 0.4.3's sync client makes:
 //! - `GET /api/models/<id>/revision/<rev>?blobs=true`: the repository listing (`sha`, and
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use t5_core::checkpoint::hub::{fetch_model, HubOptions};
+use t5_core::hub::{fetch_dataset_split, fetch_model, HubOptions};
 use t5_core::Error;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -229,12 +229,17 @@ fn hub_error(status: u16, code: &str, message: &str) -> Response {
 
 fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) -> Response {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    // The repository listing.
-    if let Some(rest) = path.strip_prefix("/api/models/") {
+    // The repository listing; dataset repositories are registered as `datasets/<id>`, which is
+    // also how their files are resolved (`/datasets/<id>/resolve/...`).
+    let listing = path
+        .strip_prefix("/api/models/")
+        .map(|rest| ("", rest))
+        .or_else(|| path.strip_prefix("/api/datasets/").map(|rest| ("datasets/", rest)));
+    if let Some((kind, rest)) = listing {
         let Some((id, rev)) = rest.split_once("/revision/") else {
             return hub_error(404, "EntryNotFound", "bad api path");
         };
-        let Some(repo) = repos.get(id) else {
+        let Some(repo) = repos.get(&format!("{kind}{id}")) else {
             return hub_error(401, "RepoNotFound", "Repository not found");
         };
         if !repo.listing {
@@ -971,4 +976,86 @@ fn options_from_hf_variables() {
 
     let o = HubOptions::from_vars(|_| None);
     assert!(o.endpoint.is_none() && o.cache_dir.is_none() && !o.offline);
+}
+
+// ------------------------------------------------------------------------- datasets --
+
+fn glue_repo() -> FakeRepo {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/data/hub/glue");
+    let file = |rel: &str| std::fs::read(data.join(rel)).unwrap();
+    FakeRepo::new(&[
+        ("README.md", b"# GLUE".to_vec()),
+        ("rte/train-00000-of-00001.parquet", file("rte/train-00000-of-00001.parquet")),
+        ("rte/validation-00000-of-00001.parquet", file("rte/validation-00000-of-00001.parquet")),
+        ("stsb/validation-00000-of-00001.parquet", file("stsb/validation-00000-of-00001.parquet")),
+    ])
+}
+
+#[test]
+fn downloads_a_dataset_split_into_the_hf_cache_then_works_offline() {
+    let hub = FakeHub::start(&[("datasets/nyu-mll/glue", glue_repo())]);
+    let cache = tempfile::tempdir().unwrap();
+    let opts = options(&hub.endpoint(), cache.path());
+    let files = fetch_dataset_split("nyu-mll/glue", Some("rte"), "train", &opts).unwrap();
+    let expected = snapshot_dir(cache.path(), "datasets--nyu-mll--glue")
+        .join("rte/train-00000-of-00001.parquet");
+    assert_eq!(files, vec![expected.clone()]);
+    assert_eq!(
+        std::fs::read(&expected).unwrap(),
+        glue_repo().files["rte/train-00000-of-00001.parquet"]
+    );
+    // Only the listing and that one file were requested.
+    let requests = hub.take_requests();
+    assert_eq!(requests[0], "GET /api/datasets/nyu-mll/glue/revision/main?blobs=true");
+    assert!(requests[1..]
+        .iter()
+        .all(|r| r.contains("/datasets/nyu-mll/glue/resolve/") && r.contains("rte/train-")));
+
+    // A task reads it through its column mapping.
+    let task = t5_core::tasks::registry::get("rte").unwrap();
+    let records =
+        t5_core::tasks::source::load_from_hub(&task, t5_core::tasks::Role::Train, &opts).unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(
+        task.format(&records[0], true).unwrap().input,
+        "rte sentence1: A cat sat on the mat. sentence2: A cat sat."
+    );
+
+    // Offline, the cache serves it; a split never downloaded is named with the command to get it.
+    let off = offline(cache.path());
+    assert_eq!(
+        fetch_dataset_split("nyu-mll/glue", Some("rte"), "train", &off).unwrap(),
+        vec![expected]
+    );
+    let err = fetch_dataset_split("nyu-mll/glue", Some("rte"), "validation", &off)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("offline")
+            && err.contains("split `validation` of configuration `rte`")
+            && err.contains("huggingface-cli download --repo-type dataset nyu-mll/glue --include \"rte/validation*\""),
+        "{err}"
+    );
+    // When the hub cannot be reached the cached split is used.
+    assert_eq!(
+        fetch_dataset_split("nyu-mll/glue", Some("rte"), "train", &options(&closed_endpoint(), cache.path()))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_split_the_dataset_lacks_lists_what_it_offers() {
+    let hub = FakeHub::start(&[("datasets/nyu-mll/glue", glue_repo())]);
+    let cache = tempfile::tempdir().unwrap();
+    let opts = options(&hub.endpoint(), cache.path());
+    let err = fetch_dataset_split("nyu-mll/glue", Some("cola"), "train", &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("no parquet files of the split `train` of configuration `cola`")
+            && err.contains("rte/train, rte/validation, stsb/validation"),
+        "{err}"
+    );
+    let err = fetch_dataset_split("nyu-mll/no-such", None, "train", &opts).unwrap_err().to_string();
+    assert!(err.contains("repository not found"), "{err}");
 }

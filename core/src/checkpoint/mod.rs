@@ -2,8 +2,6 @@
 //! `tokenizer.json`, or a hub name resolved into the HF cache.
 
 pub mod export;
-#[cfg(feature = "hub")]
-pub mod hub;
 mod safetensors;
 
 use std::path::{Path, PathBuf};
@@ -67,7 +65,7 @@ impl ModelDir {
         }
         #[cfg(feature = "hub")]
         {
-            let dir = hub::fetch_model(name_or_path, &hub::HubOptions::from_env())?;
+            let dir = crate::hub::fetch_model(name_or_path, &crate::hub::HubOptions::from_env())?;
             Self::open(dir)
         }
         #[cfg(not(feature = "hub"))]

@@ -1,6 +1,6 @@
 //! Shorthands the built-in task tables share.
 
-use super::task::{Answer, HubSource, SplitNames, SplitPolicy, Task};
+use super::task::{Answer, HubSource, SplitNames, SplitPolicy, Task, TsvLayout};
 use super::template::Template;
 use crate::metrics::Metric;
 
@@ -27,6 +27,7 @@ pub(crate) fn task(
         split_policy,
         splits,
         hub: Some(hub),
+        tsv: None,
     }
 }
 
@@ -59,4 +60,28 @@ pub(crate) fn validation_as_test() -> SplitNames {
 /// `train` / `validation` / `test`, all labelled.
 pub(crate) fn all_splits() -> SplitNames {
     SplitNames::new("train", "validation", "test")
+}
+
+/// GLUE's TSV layout: `columns` are `(record field, TSV column)`, `header` the column names of
+/// files that have no header line.
+pub(crate) fn tsv(dir: &str, columns: &[(&str, &str)], header: Option<&[&str]>) -> TsvLayout {
+    TsvLayout {
+        dir: dir.to_string(),
+        header: header.map(|h| h.iter().map(|c| c.to_string()).collect()),
+        columns: columns
+            .iter()
+            .map(|(f, c)| (f.to_string(), c.to_string()))
+            .collect(),
+    }
+}
+
+/// Label indices that GLUE's TSVs write as words (`aliases`: word → index).
+pub(crate) fn labels_with_words(indices: &[&str], aliases: &[(&str, &str)]) -> Answer {
+    Answer::Label {
+        labels: indices.iter().map(|w| w.to_string()).collect(),
+        aliases: aliases
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    }
 }

@@ -160,6 +160,7 @@ impl CustomTaskSpec {
             split_policy: self.split_policy,
             splits: SplitNames::new("train", "validation", "test"),
             hub: None,
+            tsv: None,
         })
     }
 }

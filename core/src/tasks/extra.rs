@@ -105,7 +105,8 @@ pub(crate) fn yelp_polarity() -> Task {
 }
 
 /// TREC question type, coarse: 0 ABBR, 1 ENTY, 2 DESC, 3 HUM, 4 LOC, 5 NUM. The hub calls the
-/// column `coarse_label` (the seed's script version called it `label-coarse`).
+/// column `coarse_label` (the seed's script version called it `label-coarse`). The repository
+/// holds a loading script; its parquet files are on the hub's `refs/convert/parquet` branch.
 pub(crate) fn trec() -> Task {
     task(
         "trec",
@@ -116,7 +117,7 @@ pub(crate) fn trec() -> Task {
         SplitPolicy::Small,
         SplitNames::new("train", "test", "test"),
         HubSource {
-            repo: "CogComp/trec".into(),
+            repo: "CogComp/trec@refs/convert/parquet".into(),
             config: None,
             columns: vec![
                 ("text".into(), "text".into()),

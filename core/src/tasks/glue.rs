@@ -2,7 +2,7 @@
 //! `seq2seq/data/tasks.py`). Targets are the class index as text. GLUE's test labels are hidden,
 //! so "test" is the validation split unless `split_validation_test` re-splits.
 
-use super::builtin::{hub, labels, task, validation_as_test};
+use super::builtin::{hub, labels, labels_with_words, task, tsv, validation_as_test};
 use super::task::{Answer, SplitNames, SplitPolicy, Task};
 use crate::metrics::Metric;
 
@@ -11,7 +11,7 @@ const GLUE: &str = "nyu-mll/glue";
 
 /// CoLA: is the sentence grammatical? 0 = unacceptable, 1 = acceptable. Matthews correlation.
 pub(crate) fn cola() -> Task {
-    task(
+    let mut t = task(
         "cola",
         "sentence: {sentence}",
         "label",
@@ -20,12 +20,14 @@ pub(crate) fn cola() -> Task {
         SplitPolicy::Small,
         validation_as_test(),
         hub(GLUE, Some("cola"), &["sentence", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("CoLA", &[("sentence", "sentence"), ("label", "label")], Some(&["source", "label", "original_label", "sentence"])));
+    t
 }
 
 /// SST-2: sentence sentiment, 0 = negative, 1 = positive.
 pub(crate) fn sst2() -> Task {
-    task(
+    let mut t = task(
         "sst2",
         "sentence: {sentence}",
         "label",
@@ -34,12 +36,14 @@ pub(crate) fn sst2() -> Task {
         SplitPolicy::Large,
         validation_as_test(),
         hub(GLUE, Some("sst2"), &["sentence", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("SST-2", &[("sentence", "sentence"), ("label", "label")], None));
+    t
 }
 
 /// MRPC: are the sentences paraphrases? 1 = yes. F1 of class 1 and accuracy.
 pub(crate) fn mrpc() -> Task {
-    task(
+    let mut t = task(
         "mrpc",
         "sentence1: {sentence1} sentence2: {sentence2}",
         "label",
@@ -48,12 +52,14 @@ pub(crate) fn mrpc() -> Task {
         SplitPolicy::Small,
         validation_as_test(),
         hub(GLUE, Some("mrpc"), &["sentence1", "sentence2", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("MRPC", &[("sentence1", "#1 String"), ("sentence2", "#2 String"), ("label", "Quality")], None));
+    t
 }
 
 /// QQP: are the questions duplicates? 1 = yes. F1 of class 1 and accuracy.
 pub(crate) fn qqp() -> Task {
-    task(
+    let mut t = task(
         "qqp",
         "question1: {question1} question2: {question2}",
         "label",
@@ -62,13 +68,15 @@ pub(crate) fn qqp() -> Task {
         SplitPolicy::Large,
         validation_as_test(),
         hub(GLUE, Some("qqp"), &["question1", "question2", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("QQP", &[("question1", "question1"), ("question2", "question2"), ("label", "is_duplicate")], None));
+    t
 }
 
 /// STS-B: similarity from 0 to 5, generated as text on the 0.2 grid ("3.8"); Pearson and
 /// Spearman correlations.
 pub(crate) fn stsb() -> Task {
-    task(
+    let mut t = task(
         "stsb",
         "sentence1: {sentence1} sentence2: {sentence2}",
         "label",
@@ -77,56 +85,67 @@ pub(crate) fn stsb() -> Task {
         SplitPolicy::Small,
         validation_as_test(),
         hub(GLUE, Some("stsb"), &["sentence1", "sentence2", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("STS-B", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "score")], None));
+    t
 }
 
 /// MNLI: 0 = entailment, 1 = neutral, 2 = contradiction. Validation on the mismatched and test
 /// on the matched validation set, as the seed. The seed wrote `hypothesis` without its colon;
 /// fixed here.
 pub(crate) fn mnli() -> Task {
-    task(
+    let mut t = task(
         "mnli",
         "premise: {premise} hypothesis: {hypothesis}",
         "label",
-        labels(&["0", "1", "2"]),
+        labels_with_words(
+            &["0", "1", "2"],
+            &[("entailment", "0"), ("neutral", "1"), ("contradiction", "2")],
+        ),
         &[Metric::Accuracy],
         SplitPolicy::Keep,
         SplitNames::new("train", "validation_mismatched", "validation_matched"),
         hub(GLUE, Some("mnli"), &["premise", "hypothesis", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("MNLI", &[("premise", "sentence1"), ("hypothesis", "sentence2"), ("label", "gold_label")], None));
+    t
 }
 
 /// QNLI: does the sentence answer the question? 0 = entailment, 1 = not entailment.
 pub(crate) fn qnli() -> Task {
-    task(
+    let mut t = task(
         "qnli",
         "question: {question} sentence: {sentence}",
         "label",
-        labels(&["0", "1"]),
+        labels_with_words(&["0", "1"], &[("entailment", "0"), ("not_entailment", "1")]),
         &[Metric::Accuracy],
         SplitPolicy::Large,
         validation_as_test(),
         hub(GLUE, Some("qnli"), &["question", "sentence", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("QNLI", &[("question", "question"), ("sentence", "sentence"), ("label", "label")], None));
+    t
 }
 
 /// RTE: 0 = entailment, 1 = not entailment.
 pub(crate) fn rte() -> Task {
-    task(
+    let mut t = task(
         "rte",
         "sentence1: {sentence1} sentence2: {sentence2}",
         "label",
-        labels(&["0", "1"]),
+        labels_with_words(&["0", "1"], &[("entailment", "0"), ("not_entailment", "1")]),
         &[Metric::Accuracy],
         SplitPolicy::Small,
         validation_as_test(),
         hub(GLUE, Some("rte"), &["sentence1", "sentence2", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("RTE", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "label")], None));
+    t
 }
 
 /// WNLI: 0 = not entailment, 1 = entailment.
 pub(crate) fn wnli() -> Task {
-    task(
+    let mut t = task(
         "wnli",
         "sentence1: {sentence1} sentence2: {sentence2}",
         "label",
@@ -135,7 +154,9 @@ pub(crate) fn wnli() -> Task {
         SplitPolicy::Small,
         validation_as_test(),
         hub(GLUE, Some("wnli"), &["sentence1", "sentence2", "label"]),
-    )
+    );
+    t.tsv = Some(tsv("WNLI", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "label")], None));
+    t
 }
 
 #[cfg(test)]

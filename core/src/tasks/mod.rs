@@ -26,6 +26,7 @@ mod extra;
 mod glue;
 pub mod registry;
 mod rng;
+pub mod source;
 mod split;
 mod superglue;
 mod task;
@@ -36,6 +37,7 @@ pub use custom::CustomTaskSpec;
 pub use rng::{permutation, SplitMix64};
 pub use split::{sample_n, split_validation_test, take_n, Splits, LARGE_VALIDATION_SIZE};
 pub use task::{
+    TsvLayout,
     average_metrics, round_stsb, Answer, Example, HubSource, Role, SplitNames, SplitPolicy, Task,
 };
 pub use template::{Record, Template};

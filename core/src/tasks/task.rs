@@ -92,11 +92,25 @@ impl SplitNames {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HubSource {
     /// Dataset repository, e.g. `nyu-mll/glue` (the seed's `glue`; the short ids redirect).
+    /// A revision may follow `@` (`CogComp/trec@refs/convert/parquet`).
     pub repo: String,
     /// Configuration (subset), e.g. `rte`; `None` for single-configuration data sets.
     pub config: Option<String>,
     /// `(record field, hub column)`: which column fills each record field. A dotted column
     /// reads inside a struct column (`translation.en`).
+    pub columns: Vec<(String, String)>,
+}
+
+/// How a GLUE task's files look as GLUE distributes them (`glue_data/<dir>/train.tsv`,
+/// `dev.tsv`): their own column names, label words instead of indices for the NLI tasks, and for
+/// CoLA no header line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsvLayout {
+    /// GLUE's directory name, e.g. `SST-2`.
+    pub dir: String,
+    /// Column names of files without a header line (CoLA); `None`: the first line names them.
+    pub header: Option<Vec<String>>,
+    /// `(record field, TSV column)`.
     pub columns: Vec<(String, String)>,
 }
 
@@ -122,6 +136,7 @@ pub struct Task {
     pub(crate) split_policy: SplitPolicy,
     pub(crate) splits: SplitNames,
     pub(crate) hub: Option<HubSource>,
+    pub(crate) tsv: Option<TsvLayout>,
 }
 
 impl Task {
@@ -178,6 +193,11 @@ impl Task {
     /// Where to download the data; `None` for custom tasks.
     pub fn hub(&self) -> Option<&HubSource> {
         self.hub.as_ref()
+    }
+
+    /// The layout of GLUE's own TSV files for this task; `None` outside GLUE.
+    pub fn tsv_layout(&self) -> Option<&TsvLayout> {
+        self.tsv.as_ref()
     }
 
     /// The encoder input: the template filled from `record`, after `"{prefix} "` when

@@ -27,7 +27,7 @@ use crate::data::{read_records, Record};
 use crate::error::{Error, Result};
 use crate::generation::{generate, GenerationConfig};
 use crate::model::{FreezeOptions, T5ForConditionalGeneration};
-use crate::tasks::{self, Task};
+use crate::tasks::{self, Role, Task};
 use crate::tokenizer::T5Tokenizer;
 
 /// A task's tokenized splits; evaluation keeps the target texts to score against.
@@ -66,33 +66,40 @@ pub fn preset(name: &str, vocab_size: usize) -> Option<T5Config> {
     Some(c)
 }
 
-/// Where the data of `task` lives: custom tasks name their files, built-in tasks are read from
-/// `data_dir/<task>/<split>.{jsonl,tsv}`.
-fn split_file(config: &RunConfig, task: &str, split: &str) -> Option<PathBuf> {
-    if let Some(custom) = config.custom_task(task) {
-        return match split {
-            "train" => custom.train_file.clone(),
-            "validation" => custom.validation_file.clone(),
-            _ => custom.test_file.clone(),
+/// Reads one split of `task`: custom tasks from the files their config names; built-in tasks
+/// from `data_dir` when it is set, else from the hub (downloaded once into the HF cache). A split
+/// that is not `required` is read only when it is at hand locally.
+fn load_split(config: &RunConfig, task: &Task, role: Role, required: bool) -> Result<Vec<Record>> {
+    if let Some(custom) = config.custom_task(task.name()) {
+        let file = match role {
+            Role::Train => &custom.train_file,
+            Role::Validation => &custom.validation_file,
+            Role::Test => &custom.test_file,
+        };
+        return match file {
+            Some(path) if path.is_file() || required => read_records(path),
+            _ => Ok(Vec::new()),
         };
     }
-    let dir = config
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("data"))
-        .join(task);
-    ["jsonl", "tsv"]
-        .iter()
-        .map(|ext| dir.join(format!("{split}.{ext}")))
-        .find(|p| p.is_file())
-        .or_else(|| Some(dir.join(format!("{split}.jsonl"))))
-}
-
-fn load_split(config: &RunConfig, task: &str, split: &str, required: bool) -> Result<Vec<Record>> {
-    match split_file(config, task, split) {
-        Some(path) if path.is_file() || required => read_records(&path),
-        _ => Ok(Vec::new()),
+    if let Some(dir) = &config.data_dir {
+        return match tasks::source::load_local(task, role, dir)? {
+            Some(records) => Ok(records),
+            None if required => Err(tasks::source::not_found(task, role, dir)),
+            None => Ok(Vec::new()),
+        };
     }
+    if !required {
+        return Ok(Vec::new());
+    }
+    #[cfg(all(feature = "hub", feature = "parquet"))]
+    {
+        tasks::source::load_from_hub(task, role, &crate::hub::HubOptions::from_env())
+    }
+    #[cfg(not(all(feature = "hub", feature = "parquet")))]
+    Err(crate::Error::Invalid(format!(
+        "task `{}`: set `data_dir` to local copies of its data (this build cannot download datasets)",
+        task.name()
+    )))
 }
 
 fn resolve_task(config: &RunConfig, name: &str) -> Result<Task> {
@@ -144,20 +151,20 @@ pub fn prepare_data(config: &RunConfig, tok: &T5Tokenizer, eos: u32) -> Result<V
         let task = resolve_task(config, &name)?;
         let training = config.tasks.contains(&name) && config.do_train;
         let train = if training || config.split_validation_test {
-            load_split(config, &name, "train", training)?
+            load_split(config, &task, Role::Train, training)?
         } else {
             Vec::new()
         };
         let validation = load_split(
             config,
-            &name,
-            "validation",
+            &task,
+            Role::Validation,
             config.do_eval || config.split_validation_test,
         )?;
         let test = if config.split_validation_test {
             None
         } else {
-            Some(load_split(config, &name, "test", config.do_test)?)
+            Some(load_split(config, &task, Role::Test, config.do_test)?)
         };
         let data_seed = config.effective_data_seed();
         let (train, validation, test) = if config.split_validation_test {

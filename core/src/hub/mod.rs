@@ -1,4 +1,5 @@
-//! Downloading checkpoints from the Hugging Face hub into the standard cache.
+//! Downloading checkpoints (and, in [`dataset`], datasets' parquet files) from the Hugging Face
+//! hub into the standard cache.
 //!
 //! Files land exactly where Python's `huggingface_hub` puts them:
 //! `<cache>/models--org--name/blobs/<etag>`, with `snapshots/<commit>/<file>` symlinks to the
@@ -18,7 +19,10 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
-use super::{CONFIG_FILE, TOKENIZER_FILE};
+use crate::checkpoint::{CONFIG_FILE, TOKENIZER_FILE};
+
+mod dataset;
+pub use dataset::fetch_dataset_split;
 use crate::error::{Error, Result};
 
 /// The hub used when no endpoint is given.
@@ -115,34 +119,7 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// honour `HF_ENDPOINT`, `HF_HOME` and friends). A token is taken from `HF_TOKEN`, else from the
 /// `token` file next to the cache (`huggingface-cli login`).
 pub fn fetch_model(repo_id: &str, options: &HubOptions) -> Result<PathBuf> {
-    let (id, revision) = parse_repo_id(repo_id)?;
-    let endpoint = match &options.endpoint {
-        Some(e) => {
-            let e = e.trim().trim_end_matches('/');
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(Error::Invalid(format!(
-                    "hub endpoint `{e}` is not an http(s) URL (check HF_ENDPOINT)"
-                )));
-            }
-            e.to_string()
-        }
-        None => DEFAULT_ENDPOINT.to_string(),
-    };
-    let cache_root = match options.cache_dir.clone().or_else(default_cache_dir) {
-        Some(dir) => dir,
-        None => {
-            return Err(Error::Hub(format!(
-                "{repo_id}: cannot locate the Hugging Face cache (no home directory); set HF_HOME"
-            )))
-        }
-    };
-    let fetch = Fetch {
-        id,
-        revision,
-        endpoint,
-        cache_root,
-        progress: options.progress,
-    };
+    let fetch = Fetch::new(repo_id, options, RepoType::Model)?;
     if options.offline {
         return match fetch.check_cache()? {
             Cached::Complete(dir) => Ok(dir),
@@ -380,11 +357,42 @@ struct Fetch {
     endpoint: String,
     cache_root: PathBuf,
     progress: bool,
+    repo_type: RepoType,
 }
 
 impl Fetch {
+    /// Checks the repository id, the endpoint and the cache location before any request.
+    fn new(repo_id: &str, options: &HubOptions, repo_type: RepoType) -> Result<Self> {
+        let (id, revision) = parse_repo_id(repo_id)?;
+        let endpoint = match &options.endpoint {
+            Some(e) => {
+                let e = e.trim().trim_end_matches('/');
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(Error::Invalid(format!(
+                        "hub endpoint `{e}` is not an http(s) URL (check HF_ENDPOINT)"
+                    )));
+                }
+                e.to_string()
+            }
+            None => DEFAULT_ENDPOINT.to_string(),
+        };
+        let Some(cache_root) = options.cache_dir.clone().or_else(default_cache_dir) else {
+            return Err(Error::Hub(format!(
+                "{repo_id}: cannot locate the Hugging Face cache (no home directory); set HF_HOME"
+            )));
+        };
+        Ok(Self {
+            id,
+            revision,
+            endpoint,
+            cache_root,
+            progress: options.progress,
+            repo_type,
+        })
+    }
+
     fn repo(&self, revision: &str) -> Repo {
-        Repo::with_revision(self.id.clone(), RepoType::Model, revision.to_string())
+        Repo::with_revision(self.id.clone(), self.repo_type, revision.to_string())
     }
 
     /// `<cache>/models--org--name`.
