@@ -22,11 +22,15 @@ fn parquet_rows_become_records_with_exact_values() {
     assert_eq!(rows[1]["label"], "1");
     assert_eq!(rows[4]["idx"], "4");
     // float32 scores keep their shortest text, so STS-B's targets round as written.
-    let stsb = read_parquet(&data().join("hub/glue/stsb/validation-00000-of-00001.parquet")).unwrap();
+    let stsb =
+        read_parquet(&data().join("hub/glue/stsb/validation-00000-of-00001.parquet")).unwrap();
     let labels: Vec<&str> = stsb.iter().map(|r| r["label"].as_str()).collect();
     assert_eq!(labels, ["4.8", "0.6", "3.75"]);
     let task = registry::get("stsb").unwrap();
-    let targets: Vec<String> = stsb.iter().map(|r| task.format_target(r).unwrap()).collect();
+    let targets: Vec<String> = stsb
+        .iter()
+        .map(|r| task.format_target(r).unwrap())
+        .collect();
     assert_eq!(targets, ["4.8", "0.6", "3.8"]);
     // A struct column is flattened to dotted names, which the translation task reads.
     let path = data().join("hub/wmt16/ro-en/validation-00000-of-00001.parquet");
@@ -46,18 +50,30 @@ fn a_data_dir_of_hub_parquet_files_feeds_a_task() {
     )
     .unwrap();
     let task = registry::get("rte").unwrap();
-    let records = source::load_local(&task, Role::Validation, dir.path()).unwrap().unwrap();
+    let records = source::load_local(&task, Role::Validation, dir.path())
+        .unwrap()
+        .unwrap();
     let ex = task.format(&records[1], true).unwrap();
-    assert_eq!(ex.input, "rte sentence1: The door is red. sentence2: The door is blue.");
+    assert_eq!(
+        ex.input,
+        "rte sentence1: The door is red. sentence2: The door is blue."
+    );
     assert_eq!(ex.target, "1");
     // GLUE's test split is the validation split: the same file serves it.
     assert_eq!(
-        source::load_local(&task, Role::Test, dir.path()).unwrap().unwrap(),
+        source::load_local(&task, Role::Test, dir.path())
+            .unwrap()
+            .unwrap(),
         records
     );
-    assert!(source::load_local(&task, Role::Train, dir.path()).unwrap().is_none());
+    assert!(source::load_local(&task, Role::Train, dir.path())
+        .unwrap()
+        .is_none());
     let err = source::not_found(&task, Role::Train, dir.path()).to_string();
-    assert!(err.contains("rte/train.jsonl") && err.contains("RTE/train.tsv"), "{err}");
+    assert!(
+        err.contains("rte/train.jsonl") && err.contains("RTE/train.tsv"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -65,7 +81,9 @@ fn glue_tsvs_as_distributed() {
     let dir = data().join("glue_data");
     // CoLA: no header line.
     let cola = registry::get("cola").unwrap();
-    let rows = source::load_local(&cola, Role::Train, &dir).unwrap().unwrap();
+    let rows = source::load_local(&cola, Role::Train, &dir)
+        .unwrap()
+        .unwrap();
     let examples: Vec<_> = rows.iter().map(|r| cola.format(r, true).unwrap()).collect();
     assert_eq!(examples.len(), 2);
     assert_eq!(
@@ -78,7 +96,9 @@ fn glue_tsvs_as_distributed() {
     );
     // MRPC: a byte-order mark and its own column names.
     let mrpc = registry::get("mrpc").unwrap();
-    let rows = source::load_local(&mrpc, Role::Train, &dir).unwrap().unwrap();
+    let rows = source::load_local(&mrpc, Role::Train, &dir)
+        .unwrap()
+        .unwrap();
     let ex = mrpc.format(&rows[0], true).unwrap();
     assert_eq!(
         ex.input,
@@ -87,15 +107,22 @@ fn glue_tsvs_as_distributed() {
     assert_eq!(ex.target, "1");
     // MNLI: validation is the mismatched dev set; label words become the hub's indices.
     let mnli = registry::get("mnli").unwrap();
-    let rows = source::load_local(&mnli, Role::Validation, &dir).unwrap().unwrap();
-    let targets: Vec<String> = rows.iter().map(|r| mnli.format_target(r).unwrap()).collect();
+    let rows = source::load_local(&mnli, Role::Validation, &dir)
+        .unwrap()
+        .unwrap();
+    let targets: Vec<String> = rows
+        .iter()
+        .map(|r| mnli.format_target(r).unwrap())
+        .collect();
     assert_eq!(targets, ["1", "0", "2"]);
     assert_eq!(
         mnli.format_input(&rows[2], true).unwrap(),
         "mnli premise: I stayed home. hypothesis: I went out."
     );
     // The matched set (MNLI's test role) is not there.
-    assert!(source::load_local(&mnli, Role::Test, &dir).unwrap().is_none());
+    assert!(source::load_local(&mnli, Role::Test, &dir)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -105,11 +132,20 @@ fn a_corrupt_parquet_file_names_the_file() {
     let bytes = std::fs::read(data().join("hub/glue/rte/train-00000-of-00001.parquet")).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = read_parquet(&path).unwrap_err().to_string();
-    assert!(err.contains("train.parquet") && err.contains("parquet"), "{err}");
+    assert!(
+        err.contains("train.parquet") && err.contains("parquet"),
+        "{err}"
+    );
     // A file without the task's columns says which it has.
     let task = registry::get("sst2").unwrap();
-    let err = source::read_file(&task, &data().join("hub/glue/rte/train-00000-of-00001.parquet"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("no column `sentence`") && err.contains("sentence1"), "{err}");
+    let err = source::read_file(
+        &task,
+        &data().join("hub/glue/rte/train-00000-of-00001.parquet"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no column `sentence`") && err.contains("sentence1"),
+        "{err}"
+    );
 }

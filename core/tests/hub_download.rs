@@ -234,7 +234,10 @@ fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, FakeRepo>) ->
     let listing = path
         .strip_prefix("/api/models/")
         .map(|rest| ("", rest))
-        .or_else(|| path.strip_prefix("/api/datasets/").map(|rest| ("datasets/", rest)));
+        .or_else(|| {
+            path.strip_prefix("/api/datasets/")
+                .map(|rest| ("datasets/", rest))
+        });
     if let Some((kind, rest)) = listing {
         let Some((id, rev)) = rest.split_once("/revision/") else {
             return hub_error(404, "EntryNotFound", "bad api path");
@@ -985,9 +988,18 @@ fn glue_repo() -> FakeRepo {
     let file = |rel: &str| std::fs::read(data.join(rel)).unwrap();
     FakeRepo::new(&[
         ("README.md", b"# GLUE".to_vec()),
-        ("rte/train-00000-of-00001.parquet", file("rte/train-00000-of-00001.parquet")),
-        ("rte/validation-00000-of-00001.parquet", file("rte/validation-00000-of-00001.parquet")),
-        ("stsb/validation-00000-of-00001.parquet", file("stsb/validation-00000-of-00001.parquet")),
+        (
+            "rte/train-00000-of-00001.parquet",
+            file("rte/train-00000-of-00001.parquet"),
+        ),
+        (
+            "rte/validation-00000-of-00001.parquet",
+            file("rte/validation-00000-of-00001.parquet"),
+        ),
+        (
+            "stsb/validation-00000-of-00001.parquet",
+            file("stsb/validation-00000-of-00001.parquet"),
+        ),
     ])
 }
 
@@ -1006,7 +1018,10 @@ fn downloads_a_dataset_split_into_the_hf_cache_then_works_offline() {
     );
     // Only the listing and that one file were requested.
     let requests = hub.take_requests();
-    assert_eq!(requests[0], "GET /api/datasets/nyu-mll/glue/revision/main?blobs=true");
+    assert_eq!(
+        requests[0],
+        "GET /api/datasets/nyu-mll/glue/revision/main?blobs=true"
+    );
     assert!(requests[1..]
         .iter()
         .all(|r| r.contains("/datasets/nyu-mll/glue/resolve/") && r.contains("rte/train-")));
@@ -1038,9 +1053,14 @@ fn downloads_a_dataset_split_into_the_hf_cache_then_works_offline() {
     );
     // When the hub cannot be reached the cached split is used.
     assert_eq!(
-        fetch_dataset_split("nyu-mll/glue", Some("rte"), "train", &options(&closed_endpoint(), cache.path()))
-            .unwrap()
-            .len(),
+        fetch_dataset_split(
+            "nyu-mll/glue",
+            Some("rte"),
+            "train",
+            &options(&closed_endpoint(), cache.path())
+        )
+        .unwrap()
+        .len(),
         1
     );
 }
@@ -1050,12 +1070,16 @@ fn a_split_the_dataset_lacks_lists_what_it_offers() {
     let hub = FakeHub::start(&[("datasets/nyu-mll/glue", glue_repo())]);
     let cache = tempfile::tempdir().unwrap();
     let opts = options(&hub.endpoint(), cache.path());
-    let err = fetch_dataset_split("nyu-mll/glue", Some("cola"), "train", &opts).unwrap_err().to_string();
+    let err = fetch_dataset_split("nyu-mll/glue", Some("cola"), "train", &opts)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no parquet files of the split `train` of configuration `cola`")
             && err.contains("rte/train, rte/validation, stsb/validation"),
         "{err}"
     );
-    let err = fetch_dataset_split("nyu-mll/no-such", None, "train", &opts).unwrap_err().to_string();
+    let err = fetch_dataset_split("nyu-mll/no-such", None, "train", &opts)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("repository not found"), "{err}");
 }

@@ -1,60 +1,223 @@
-//! The browser side: `core`'s T5 compiled to wasm. The demo page (Web Worker, task selector,
-//! adapter switching) builds on this; for now it exposes loading a model from bytes and greedy
-//! generation, on the CPU backend.
+//! The browser side: `core`'s T5 and adapters compiled to wasm. The page (`index.html`,
+//! `web/www/`) runs this in a Web Worker: one backbone is loaded once, per-task adapters are
+//! attached and switched without reloading it, on WebGPU when the browser offers an adapter and
+//! on the CPU (burn's Flex, compiled to wasm) otherwise.
 
-use std::sync::Arc;
+mod engine;
 
-use t5_core::checkpoint::Weights;
-use t5_core::generation::{generate, GenerationConfig};
-use t5_core::{T5Config, T5ForConditionalGeneration, T5Tokenizer};
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::*;
 
-type Cpu = t5_core::backend::Cpu;
+pub use engine::{Engine, Output};
 
-/// A T5 model and its tokenizer, loaded from the bytes of `config.json`, `model.safetensors`
-/// and `tokenizer.json`.
+type Cpu = t5_core::backend::Cpu;
+type Gpu = t5_core::backend::Wgpu;
+
+/// The engine on the backend the page chose.
+enum AnyEngine {
+    Cpu(Engine<Cpu>),
+    Gpu(Engine<Gpu>),
+}
+
+/// Runs `$body` with `$e` bound to the engine, whatever its backend.
+macro_rules! with_engine {
+    ($any:expr, $e:ident => $body:expr) => {
+        match $any {
+            AnyEngine::Cpu($e) => $body,
+            AnyEngine::Gpu($e) => $body,
+        }
+    };
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A backbone with its adapters, as the page sees it.
 #[wasm_bindgen]
-pub struct Model {
-    model: T5ForConditionalGeneration<Cpu>,
-    tokenizer: T5Tokenizer,
-    config: T5Config,
+pub struct Demo {
+    engine: Rc<RefCell<AnyEngine>>,
+    backend: String,
+}
+
+/// What one generation produced.
+#[wasm_bindgen(getter_with_clone)]
+pub struct Generation {
+    /// The decoded output text.
+    pub text: String,
+    /// The new token ids, up to and including EOS.
+    pub ids: Vec<u32>,
 }
 
 #[wasm_bindgen]
-impl Model {
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        config_json: &[u8],
+impl Demo {
+    /// Loads a backbone from the bytes of `config.json`, `model.safetensors` and
+    /// `tokenizer.json` on `backend`: `"webgpu"` (the caller has checked that
+    /// `navigator.gpu.requestAdapter()` gives an adapter) or `"cpu"`.
+    pub async fn load(
+        config_json: Vec<u8>,
         safetensors: Vec<u8>,
-        tokenizer_json: &[u8],
-    ) -> Result<Model, JsError> {
-        let config: T5Config = serde_json::from_slice(config_json)
-            .map_err(|e| JsError::new(&format!("config.json: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| JsError::new(&format!("config.json: {e}")))?;
-        let mut weights =
-            Weights::from_buffers(vec![("model.safetensors".into(), Arc::from(safetensors))])?;
-        let model = T5ForConditionalGeneration::load(&config, &mut weights, &Default::default())?;
-        let tokenizer = T5Tokenizer::from_bytes(tokenizer_json)?;
-        Ok(Model {
-            model,
-            tokenizer,
-            config,
+        tokenizer_json: Vec<u8>,
+        backend: String,
+    ) -> Result<Demo, JsError> {
+        console_error_panic_hook();
+        let (engine, backend) = match backend.as_str() {
+            "webgpu" => {
+                let device = burn::backend::wgpu::WgpuDevice::default();
+                let name = init_webgpu(&device).await;
+                let engine = Engine::load(&config_json, safetensors, &tokenizer_json, device)
+                    .map_err(js_error)?;
+                (AnyEngine::Gpu(engine), name)
+            }
+            "cpu" => {
+                let engine = Engine::load(
+                    &config_json,
+                    safetensors,
+                    &tokenizer_json,
+                    Default::default(),
+                )
+                .map_err(js_error)?;
+                (AnyEngine::Cpu(engine), "CPU (wasm)".to_string())
+            }
+            other => {
+                return Err(JsError::new(&format!(
+                    "unknown backend `{other}`; use webgpu or cpu"
+                )))
+            }
+        };
+        Ok(Demo {
+            engine: Rc::new(RefCell::new(engine)),
+            backend,
         })
     }
 
-    /// Greedy ids of `text` (without the decoder start token, up to and including EOS).
-    pub fn generate_ids(&self, text: &str, max_new_tokens: usize) -> Result<Vec<u32>, JsError> {
-        let ids = self.tokenizer.encode(text)?;
-        let mut config = GenerationConfig::for_model(&self.config);
-        config.max_new_tokens = max_new_tokens;
-        Ok(generate(&self.model, &[ids], &config, None)?.remove(0))
+    /// The backend that runs: `WebGPU (<adapter>)` or `CPU (wasm)`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
     }
 
-    /// Greedy output text of `text`.
-    pub fn generate(&self, text: &str, max_new_tokens: usize) -> Result<String, JsError> {
-        let ids = self.generate_ids(text, max_new_tokens)?;
-        Ok(self.tokenizer.decode(&ids)?)
+    /// The backbone's `config.json` as the model read it.
+    #[wasm_bindgen(getter)]
+    pub fn model_summary(&self) -> String {
+        let engine = self.engine.borrow();
+        let c = with_engine!(&*engine, e => e.config().clone());
+        format!(
+            "{} · d_model {} · {}+{} layers · vocab {}",
+            c.model_type,
+            c.d_model,
+            c.num_layers,
+            c.num_decoder_layers(),
+            c.vocab_size
+        )
     }
+
+    /// Attaches an adapter from the bytes of `adapter_config.json` and `adapter.safetensors`
+    /// (this toolkit's format or AdapterHub's); `name` overrides the task name in its config.
+    /// Returns the name. A bad or mismatched file is an error and changes nothing.
+    pub fn add_adapter(
+        &self,
+        name: Option<String>,
+        config_json: &[u8],
+        safetensors: Vec<u8>,
+    ) -> Result<String, JsError> {
+        let mut engine = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        with_engine!(&mut *engine, e => e.add_adapter(name.as_deref(), config_json, safetensors))
+            .map_err(js_error)
+    }
+
+    /// The attached adapters.
+    pub fn tasks(&self) -> Vec<String> {
+        let engine = self.engine.borrow();
+        with_engine!(&*engine, e => e.tasks())
+    }
+
+    /// Switches to `task`'s adapter (`undefined`: the backbone alone).
+    pub fn set_task(&self, task: Option<String>) -> Result<(), JsError> {
+        let mut engine = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        with_engine!(&mut *engine, e => e.set_task(task.as_deref())).map_err(js_error)
+    }
+
+    /// Generates for `text` with the current adapter; resolves to a [`Generation`].
+    pub fn generate(
+        &self,
+        text: String,
+        max_new_tokens: usize,
+        num_beams: usize,
+    ) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let out = run(&engine, &text, max_new_tokens, num_beams)
+                .await
+                .map_err(JsValue::from)?;
+            Ok(Generation {
+                text: out.text,
+                ids: out.ids,
+            }
+            .into())
+        })
+    }
+}
+
+impl Demo {
+    /// [`Demo::generate`] for Rust callers (the wasm tests).
+    pub async fn generate_output(
+        &self,
+        text: &str,
+        max_new_tokens: usize,
+        num_beams: usize,
+    ) -> Result<Output, JsError> {
+        run(&self.engine, text, max_new_tokens, num_beams).await
+    }
+}
+
+async fn run(
+    engine: &RefCell<AnyEngine>,
+    text: &str,
+    max_new_tokens: usize,
+    num_beams: usize,
+) -> Result<Output, JsError> {
+    let engine = engine.try_borrow().map_err(|_| busy())?;
+    with_engine!(&*engine, e => e.generate(text, max_new_tokens, num_beams).await).map_err(js_error)
+}
+
+thread_local! {
+    /// The WebGPU adapter's name once burn's runtime is set up (it can be set up only once).
+    static WEBGPU: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Sets up burn's wgpu runtime on the browser's WebGPU adapter, once per page or worker.
+async fn init_webgpu(device: &burn::backend::wgpu::WgpuDevice) -> String {
+    if let Some(name) = WEBGPU.with(|w| w.borrow().clone()) {
+        return name;
+    }
+    let setup = burn::backend::wgpu::init_setup_async::<burn::backend::wgpu::graphics::WebGpu>(
+        device,
+        Default::default(),
+    )
+    .await;
+    let info = setup.adapter.get_info();
+    let name = if info.name.is_empty() {
+        "WebGPU".to_string()
+    } else {
+        format!("WebGPU ({})", info.name)
+    };
+    WEBGPU.with(|w| *w.borrow_mut() = Some(name.clone()));
+    name
+}
+
+fn busy() -> JsError {
+    JsError::new("the model is busy; wait for the running generation to finish")
+}
+
+/// Panics show in the console with their message instead of `unreachable`.
+fn console_error_panic_hook() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            web_sys::console::error_1(&JsValue::from_str(&info.to_string()));
+        }));
+    });
 }

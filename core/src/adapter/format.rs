@@ -163,7 +163,52 @@ pub fn load_adapter<B: Backend>(
         )));
     }
     let value: Value = crate::io::read_json(&config_path)?;
-    let bad = |msg: String| Error::config(&config_path, msg);
+    let parsed = parse_config(value, &config_path, model)?;
+    let weights_path = dir.join(ADAPTER_WEIGHTS);
+    if !weights_path.is_file() {
+        let hint = if dir.join("pytorch_adapter.bin").is_file() {
+            " (pytorch_adapter.bin is not read; save with `save_adapter(..., use_safetensors=True)`)"
+        } else {
+            ""
+        };
+        return Err(Error::MissingFiles(format!(
+            "{}: no {ADAPTER_WEIGHTS}{hint}",
+            dir.display()
+        )));
+    }
+    let weights = Weights::from_file(&weights_path)?;
+    build(parsed, weights, &weights_path, model, device)
+}
+
+/// [`load_adapter`] from the bytes of `adapter_config.json` and `adapter.safetensors` (the
+/// browser's files); errors name those two files.
+pub fn load_adapter_from_bytes<B: Backend>(
+    config_json: &[u8],
+    safetensors: Vec<u8>,
+    model: &T5Config,
+    device: &B::Device,
+) -> Result<TaskAdapter<B>> {
+    let config_path = Path::new(ADAPTER_CONFIG);
+    let value: Value = serde_json::from_slice(config_json)
+        .map_err(|e| Error::config(config_path, format!("not valid JSON: {e}")))?;
+    let parsed = parse_config(value, config_path, model)?;
+    let weights = Weights::from_buffers(vec![(
+        ADAPTER_WEIGHTS.into(),
+        std::sync::Arc::from(safetensors),
+    )])?;
+    build(parsed, weights, Path::new(ADAPTER_WEIGHTS), model, device)
+}
+
+/// What an adapter config says: its task name, bottleneck options and file format.
+struct ParsedConfig {
+    task: String,
+    config: BottleneckConfig,
+    format: AdapterFormat,
+    activation: crate::config::Activation,
+}
+
+fn parse_config(value: Value, config_path: &Path, model: &T5Config) -> Result<ParsedConfig> {
+    let bad = |msg: String| Error::config(config_path, msg);
     let (task, config, format) = if value.get("format").and_then(Value::as_str)
         == Some("t5-adapters")
     {
@@ -208,20 +253,28 @@ pub fn load_adapter<B: Backend>(
     };
     config.validate(model).map_err(bad)?;
     let activation = config.activation().map_err(bad)?;
+    Ok(ParsedConfig {
+        task,
+        config,
+        format,
+        activation,
+    })
+}
 
-    let weights_path = dir.join(ADAPTER_WEIGHTS);
-    if !weights_path.is_file() {
-        let hint = if dir.join("pytorch_adapter.bin").is_file() {
-            " (pytorch_adapter.bin is not read; save with `save_adapter(..., use_safetensors=True)`)"
-        } else {
-            ""
-        };
-        return Err(Error::MissingFiles(format!(
-            "{}: no {ADAPTER_WEIGHTS}{hint}",
-            dir.display()
-        )));
-    }
-    let mut w = Weights::from_file(&weights_path)?;
+/// The adapter's tensors from `w`, checked against the backbone `model`.
+fn build<B: Backend>(
+    parsed: ParsedConfig,
+    mut w: Weights,
+    weights_path: &Path,
+    model: &T5Config,
+    device: &B::Device,
+) -> Result<TaskAdapter<B>> {
+    let ParsedConfig {
+        task,
+        config,
+        format,
+        activation,
+    } = parsed;
     let n = names(&format, &config);
     let d = model.d_model;
     let r = config.bottleneck(d);
@@ -297,7 +350,7 @@ pub fn load_adapter<B: Backend>(
     let leftover = w.untaken();
     if !leftover.is_empty() {
         return Err(Error::checkpoint(
-            &weights_path,
+            weights_path,
             leftover_message(&leftover, model),
         ));
     }

@@ -12,7 +12,8 @@ pub mod summary;
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
 pub use config::BottleneckConfig;
 pub use format::{
-    load_adapter, named_tensors, save_adapter, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+    load_adapter, load_adapter_from_bytes, named_tensors, save_adapter, NamedTensor,
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS,
 };
 pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};
 pub use summary::ParameterSummary;

@@ -23,8 +23,8 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
         msg,
     };
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| bad(format!("not a readable parquet file: {e}")))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| bad(format!("not a readable parquet file: {e}")))?;
     let rows = reader
         .get_row_iter(None)
         .map_err(|e| bad(format!("cannot read rows: {e}")))?;

@@ -38,7 +38,11 @@ pub fn read_tsv_with_header(path: &Path, header: Option<&[String]>) -> Result<Ve
     let header: Vec<String> = match header {
         Some(names) => names.to_vec(),
         None => match lines.next() {
-            Some((_, h)) => h.trim_start_matches('\u{feff}').split('\t').map(|s| s.trim().to_string()).collect(),
+            Some((_, h)) => h
+                .trim_start_matches('\u{feff}')
+                .split('\t')
+                .map(|s| s.trim().to_string())
+                .collect(),
             None => return Err(data_error(path, 1, "empty file (expected a header line)")),
         },
     };

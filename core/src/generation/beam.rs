@@ -39,12 +39,12 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 ///
 /// # Shapes
 /// - ids, mask: `[batch, src]`
-pub fn beam_search<B: Backend>(
+pub async fn beam_search<B: Backend>(
     model: &T5ForConditionalGeneration<B>,
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,
     config: &GenerationConfig,
-    adapters: Option<&Adapters<B>>,
+    adapters: Option<&Adapters<'_, B>>,
 ) -> Vec<Vec<u32>> {
     let device = model.device();
     let k = config.num_beams;
@@ -87,7 +87,7 @@ pub fn beam_search<B: Backend>(
             .collect();
         let input = Tensor::<B, 2, Int>::from_data(TensorData::new(last, [batch * k, 1]), &device);
         let logits = model.decode_step(input, &mut cache, beam_adapters.as_ref());
-        let mut log_probs = to_host(log_softmax(logits, 1));
+        let mut log_probs = to_host(log_softmax(logits, 1)).await;
         if let Some(eos) = config
             .eos_token_id
             .filter(|_| cur_len - prompt_len < config.min_new_tokens)

@@ -7,15 +7,16 @@ use crate::adapter::Adapters;
 use crate::model::T5ForConditionalGeneration;
 
 /// Greedy decoding of a padded batch; returns each row's new tokens up to and including EOS.
+/// Async because reading tokens back from a GPU is, in the browser (see [`super::generate`]).
 ///
 /// # Shapes
 /// - ids, mask: `[batch, src]`
-pub fn greedy<B: Backend>(
+pub async fn greedy<B: Backend>(
     model: &T5ForConditionalGeneration<B>,
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,
     config: &GenerationConfig,
-    adapters: Option<&Adapters<B>>,
+    adapters: Option<&Adapters<'_, B>>,
 ) -> Vec<Vec<u32>> {
     let device = model.device();
     let batch = ids.dims()[0];
@@ -34,9 +35,8 @@ pub fn greedy<B: Backend>(
                 Tensor::full([batch, 1], f32::NEG_INFINITY, &device),
             );
         }
-        let tokens: Vec<i64> = logits
-            .argmax(1)
-            .into_data()
+        let tokens: Vec<i64> = super::read(logits.argmax(1))
+            .await
             .convert::<i64>()
             .into_vec()
             .expect("i64 data");

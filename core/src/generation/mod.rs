@@ -91,11 +91,31 @@ pub fn pad_batch<B: Backend>(
 
 /// Generates for each input (token ids, with `</s>`) and returns the new tokens of each row,
 /// without the decoder start token, up to and including EOS.
+///
+/// Blocks on the tensor reads; in the browser on WebGPU, where nothing may block, use
+/// [`generate_async`] (on the CPU backend this works everywhere).
 pub fn generate<B: Backend>(
     model: &T5ForConditionalGeneration<B>,
     inputs: &[Vec<u32>],
     config: &GenerationConfig,
     adapters: Option<&Adapters<B>>,
+) -> Result<Vec<Vec<u32>>> {
+    burn::tensor::try_read_sync(generate_async(model, inputs, config, adapters)).unwrap_or_else(
+        || {
+            Err(Error::Invalid(
+                "generate: this backend cannot read tensors synchronously here; use generate_async"
+                    .into(),
+            ))
+        },
+    )
+}
+
+/// [`generate`], awaiting each read of the chosen tokens instead of blocking.
+pub async fn generate_async<B: Backend>(
+    model: &T5ForConditionalGeneration<B>,
+    inputs: &[Vec<u32>],
+    config: &GenerationConfig,
+    adapters: Option<&Adapters<'_, B>>,
 ) -> Result<Vec<Vec<u32>>> {
     if let Some(Routing::Rows(rows)) = adapters.map(|a| &a.routing) {
         if rows.len() != inputs.len() {
@@ -122,16 +142,26 @@ pub fn generate<B: Backend>(
     }
     let (ids, mask) = pad_batch::<B>(inputs, config.pad_token_id, &model.device())?;
     if config.num_beams == 1 {
-        Ok(greedy(model, ids, mask, config, adapters))
+        Ok(greedy(model, ids, mask, config, adapters).await)
     } else {
-        Ok(beam_search(model, ids, mask, config, adapters))
+        Ok(beam_search(model, ids, mask, config, adapters).await)
     }
 }
 
+/// Reads a tensor to the host. A failed read means the device is gone: nothing to recover.
+pub(crate) async fn read<B: Backend, const D: usize, K: burn::tensor::BasicOps<B>>(
+    tensor: Tensor<B, D, K>,
+) -> TensorData {
+    tensor
+        .into_data_async()
+        .await
+        .expect("reading a tensor from the device")
+}
+
 /// Reads a `[batch, vocab]` score tensor to the host.
-pub(crate) fn to_host<B: Backend>(scores: Tensor<B, 2>) -> Vec<f32> {
-    scores
-        .into_data()
+pub(crate) async fn to_host<B: Backend>(scores: Tensor<B, 2>) -> Vec<f32> {
+    read(scores)
+        .await
         .convert::<f32>()
         .into_vec()
         .expect("f32 data")

@@ -84,7 +84,11 @@ fn belongs_to(file: &str, config: Option<&str>, split: &str) -> bool {
 }
 
 /// The split's files in a repository listing, sorted (shard order).
-fn select<'a>(files: impl IntoIterator<Item = &'a str>, config: Option<&str>, split: &str) -> Vec<String> {
+fn select<'a>(
+    files: impl IntoIterator<Item = &'a str>,
+    config: Option<&str>,
+    split: &str,
+) -> Vec<String> {
     let mut chosen: Vec<String> = files
         .into_iter()
         .filter(|f| belongs_to(f, config, split))
@@ -275,13 +279,25 @@ mod tests {
             "unsupervised.parquet",
         ];
         let s = single.iter().copied();
-        assert_eq!(select(s.clone(), None, "train"), ["plain_text/train-00000-of-00001.parquet"]);
-        assert_eq!(select(s.clone(), None, "test"), ["data/test-00000-of-00001-5a1c3f.parquet"]);
+        assert_eq!(
+            select(s.clone(), None, "train"),
+            ["plain_text/train-00000-of-00001.parquet"]
+        );
+        assert_eq!(
+            select(s.clone(), None, "test"),
+            ["data/test-00000-of-00001-5a1c3f.parquet"]
+        );
         assert_eq!(
             select(s.clone(), None, "validation"),
-            ["default/validation/0000.parquet", "default/validation/0001.parquet"]
+            [
+                "default/validation/0000.parquet",
+                "default/validation/0001.parquet"
+            ]
         );
-        assert_eq!(select(s.clone(), None, "unsupervised"), ["unsupervised.parquet"]);
+        assert_eq!(
+            select(s.clone(), None, "unsupervised"),
+            ["unsupervised.parquet"]
+        );
         assert_eq!(
             offered(files.iter().copied()),
             "mnli/train, mnli/validation_matched, mnli/validation_mismatched, \

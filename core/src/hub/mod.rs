@@ -22,8 +22,8 @@ use hf_hub::{Cache, Repo, RepoType};
 use crate::checkpoint::{CONFIG_FILE, TOKENIZER_FILE};
 
 mod dataset;
-pub use dataset::fetch_dataset_split;
 use crate::error::{Error, Result};
+pub use dataset::fetch_dataset_split;
 
 /// The hub used when no endpoint is given.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";

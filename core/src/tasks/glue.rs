@@ -21,7 +21,11 @@ pub(crate) fn cola() -> Task {
         validation_as_test(),
         hub(GLUE, Some("cola"), &["sentence", "label"]),
     );
-    t.tsv = Some(tsv("CoLA", &[("sentence", "sentence"), ("label", "label")], Some(&["source", "label", "original_label", "sentence"])));
+    t.tsv = Some(tsv(
+        "CoLA",
+        &[("sentence", "sentence"), ("label", "label")],
+        Some(&["source", "label", "original_label", "sentence"]),
+    ));
     t
 }
 
@@ -37,7 +41,11 @@ pub(crate) fn sst2() -> Task {
         validation_as_test(),
         hub(GLUE, Some("sst2"), &["sentence", "label"]),
     );
-    t.tsv = Some(tsv("SST-2", &[("sentence", "sentence"), ("label", "label")], None));
+    t.tsv = Some(tsv(
+        "SST-2",
+        &[("sentence", "sentence"), ("label", "label")],
+        None,
+    ));
     t
 }
 
@@ -53,7 +61,15 @@ pub(crate) fn mrpc() -> Task {
         validation_as_test(),
         hub(GLUE, Some("mrpc"), &["sentence1", "sentence2", "label"]),
     );
-    t.tsv = Some(tsv("MRPC", &[("sentence1", "#1 String"), ("sentence2", "#2 String"), ("label", "Quality")], None));
+    t.tsv = Some(tsv(
+        "MRPC",
+        &[
+            ("sentence1", "#1 String"),
+            ("sentence2", "#2 String"),
+            ("label", "Quality"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -69,7 +85,15 @@ pub(crate) fn qqp() -> Task {
         validation_as_test(),
         hub(GLUE, Some("qqp"), &["question1", "question2", "label"]),
     );
-    t.tsv = Some(tsv("QQP", &[("question1", "question1"), ("question2", "question2"), ("label", "is_duplicate")], None));
+    t.tsv = Some(tsv(
+        "QQP",
+        &[
+            ("question1", "question1"),
+            ("question2", "question2"),
+            ("label", "is_duplicate"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -86,7 +110,15 @@ pub(crate) fn stsb() -> Task {
         validation_as_test(),
         hub(GLUE, Some("stsb"), &["sentence1", "sentence2", "label"]),
     );
-    t.tsv = Some(tsv("STS-B", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "score")], None));
+    t.tsv = Some(tsv(
+        "STS-B",
+        &[
+            ("sentence1", "sentence1"),
+            ("sentence2", "sentence2"),
+            ("label", "score"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -100,14 +132,26 @@ pub(crate) fn mnli() -> Task {
         "label",
         labels_with_words(
             &["0", "1", "2"],
-            &[("entailment", "0"), ("neutral", "1"), ("contradiction", "2")],
+            &[
+                ("entailment", "0"),
+                ("neutral", "1"),
+                ("contradiction", "2"),
+            ],
         ),
         &[Metric::Accuracy],
         SplitPolicy::Keep,
         SplitNames::new("train", "validation_mismatched", "validation_matched"),
         hub(GLUE, Some("mnli"), &["premise", "hypothesis", "label"]),
     );
-    t.tsv = Some(tsv("MNLI", &[("premise", "sentence1"), ("hypothesis", "sentence2"), ("label", "gold_label")], None));
+    t.tsv = Some(tsv(
+        "MNLI",
+        &[
+            ("premise", "sentence1"),
+            ("hypothesis", "sentence2"),
+            ("label", "gold_label"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -123,7 +167,15 @@ pub(crate) fn qnli() -> Task {
         validation_as_test(),
         hub(GLUE, Some("qnli"), &["question", "sentence", "label"]),
     );
-    t.tsv = Some(tsv("QNLI", &[("question", "question"), ("sentence", "sentence"), ("label", "label")], None));
+    t.tsv = Some(tsv(
+        "QNLI",
+        &[
+            ("question", "question"),
+            ("sentence", "sentence"),
+            ("label", "label"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -139,7 +191,15 @@ pub(crate) fn rte() -> Task {
         validation_as_test(),
         hub(GLUE, Some("rte"), &["sentence1", "sentence2", "label"]),
     );
-    t.tsv = Some(tsv("RTE", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "label")], None));
+    t.tsv = Some(tsv(
+        "RTE",
+        &[
+            ("sentence1", "sentence1"),
+            ("sentence2", "sentence2"),
+            ("label", "label"),
+        ],
+        None,
+    ));
     t
 }
 
@@ -155,7 +215,15 @@ pub(crate) fn wnli() -> Task {
         validation_as_test(),
         hub(GLUE, Some("wnli"), &["sentence1", "sentence2", "label"]),
     );
-    t.tsv = Some(tsv("WNLI", &[("sentence1", "sentence1"), ("sentence2", "sentence2"), ("label", "label")], None));
+    t.tsv = Some(tsv(
+        "WNLI",
+        &[
+            ("sentence1", "sentence1"),
+            ("sentence2", "sentence2"),
+            ("label", "label"),
+        ],
+        None,
+    ));
     t
 }
 

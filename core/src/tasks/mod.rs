@@ -37,7 +37,7 @@ pub use custom::CustomTaskSpec;
 pub use rng::{permutation, SplitMix64};
 pub use split::{sample_n, split_validation_test, take_n, Splits, LARGE_VALIDATION_SIZE};
 pub use task::{
-    TsvLayout,
     average_metrics, round_stsb, Answer, Example, HubSource, Role, SplitNames, SplitPolicy, Task,
+    TsvLayout,
 };
 pub use template::{Record, Template};

@@ -70,11 +70,21 @@ pub fn read_file(task: &Task, path: &Path) -> Result<Vec<Record>> {
             let header_line = data::read(path)?
                 .lines()
                 .next()
-                .map(|l| l.trim_start_matches('\u{feff}').split('\t').map(str::trim).map(String::from).collect::<Vec<_>>())
+                .map(|l| {
+                    l.trim_start_matches('\u{feff}')
+                        .split('\t')
+                        .map(str::trim)
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default();
             let has_header = wanted.iter().all(|c| header_line.iter().any(|h| h == c))
                 || fields_present(task, &header_line);
-            let header = if has_header { None } else { layout.header.as_deref() };
+            let header = if has_header {
+                None
+            } else {
+                layout.header.as_deref()
+            };
             let records = read_tsv_with_header(path, header)?;
             rename(task, records, &layout.columns, path)
         }

@@ -1,0 +1,127 @@
+//! One backbone and its per-task adapters on one burn backend: what the page runs.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+use t5_core::adapter::{load_adapter_from_bytes, AdapterSet, Adapters};
+use t5_core::checkpoint::Weights;
+use t5_core::generation::{generate_async, GenerationConfig};
+use t5_core::{Error, Result, T5Config, T5ForConditionalGeneration, T5Tokenizer};
+
+/// A loaded backbone with the adapters attached so far; `task` picks the adapter that runs
+/// (none: the plain backbone).
+pub struct Engine<B: Backend> {
+    model: T5ForConditionalGeneration<B>,
+    tokenizer: T5Tokenizer,
+    config: T5Config,
+    adapters: AdapterSet<B>,
+    task: Option<String>,
+    device: B::Device,
+}
+
+/// One generation's result.
+pub struct Output {
+    pub text: String,
+    /// New tokens, up to and including EOS.
+    pub ids: Vec<u32>,
+}
+
+impl<B: Backend> Engine<B> {
+    /// From the bytes of `config.json`, `model.safetensors` and `tokenizer.json`.
+    pub fn load(
+        config_json: &[u8],
+        safetensors: Vec<u8>,
+        tokenizer_json: &[u8],
+        device: B::Device,
+    ) -> Result<Self> {
+        let config: T5Config = serde_json::from_slice(config_json)
+            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+        let mut weights =
+            Weights::from_buffers(vec![("model.safetensors".into(), Arc::from(safetensors))])?;
+        let model = T5ForConditionalGeneration::load(&config, &mut weights, &device)?;
+        let tokenizer = T5Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| Error::Invalid(format!("tokenizer.json: {e}")))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            config,
+            adapters: AdapterSet::default(),
+            task: None,
+            device,
+        })
+    }
+
+    pub fn config(&self) -> &T5Config {
+        &self.config
+    }
+
+    /// Attaches (or replaces) an adapter from `adapter_config.json` and `adapter.safetensors`;
+    /// `name` overrides the task name in its config. Returns the name it is attached under. A
+    /// bad file leaves the engine as it was.
+    pub fn add_adapter(
+        &mut self,
+        name: Option<&str>,
+        config_json: &[u8],
+        safetensors: Vec<u8>,
+    ) -> Result<String> {
+        let mut adapter =
+            load_adapter_from_bytes::<B>(config_json, safetensors, &self.config, &self.device)?;
+        if let Some(name) = name {
+            adapter.name = name.to_string();
+        }
+        let name = adapter.name.clone();
+        if self.adapters.index(&name).is_ok() {
+            self.adapters.remove(&name)?;
+        }
+        self.adapters.insert(adapter);
+        Ok(name)
+    }
+
+    /// The attached adapters' names.
+    pub fn tasks(&self) -> Vec<String> {
+        self.adapters
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Routes generation through `task`'s adapter (`None`: the backbone alone). The backbone
+    /// is untouched: switching is a lookup.
+    pub fn set_task(&mut self, task: Option<&str>) -> Result<()> {
+        if let Some(t) = task {
+            self.adapters.index(t)?;
+        }
+        self.task = task.map(String::from);
+        Ok(())
+    }
+
+    pub fn task(&self) -> Option<&str> {
+        self.task.as_deref()
+    }
+
+    /// Greedy (or beam) generation for one input text.
+    pub async fn generate(
+        &self,
+        text: &str,
+        max_new_tokens: usize,
+        num_beams: usize,
+    ) -> Result<Output> {
+        let ids = self.tokenizer.encode(text)?;
+        let mut config = GenerationConfig::for_model(&self.config);
+        config.max_new_tokens = max_new_tokens;
+        config.num_beams = num_beams.max(1);
+        let adapters = match &self.task {
+            Some(t) => Some(Adapters::task(&self.adapters, t)?),
+            None => None,
+        };
+        let ids = generate_async(&self.model, &[ids], &config, adapters.as_ref())
+            .await?
+            .remove(0);
+        let text = self.tokenizer.decode(&ids)?;
+        Ok(Output { text, ids })
+    }
+}
