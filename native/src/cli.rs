@@ -151,6 +151,10 @@ pub struct BenchArgs {
     /// Feed-forward variant of the random model: `relu` (t5-small) or `gated-gelu` (v1.1).
     #[arg(long, default_value = "relu")]
     pub feed_forward_proj: String,
+    /// Generation: time this checkpoint (directory or hub name) instead of a random model of
+    /// t5-small's shape, e.g. web/demo/model to compare with the browser demo's benchmark.
+    #[arg(long)]
+    pub model: Option<String>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use t5_core::adapter::{load_adapter_from_bytes, AdapterSet, Adapters};
 use t5_core::checkpoint::Weights;
-use t5_core::generation::{generate_async, GenerationConfig};
+use t5_core::generation::{generate_async, synthetic_inputs, GenerationConfig};
 use t5_core::{Error, Result, T5Config, T5ForConditionalGeneration, T5Tokenizer};
 
 /// A loaded backbone with the adapters attached so far; `task` picks the adapter that runs
@@ -103,6 +103,30 @@ impl<B: Backend> Engine<B> {
         self.task.as_deref()
     }
 
+    /// Greedy generation of exactly `new_tokens` tokens (EOS suppressed) from a synthetic input
+    /// of `src_len` tokens with the current adapter: `native bench --model <dir> --batch 1
+    /// --src-len <src_len> --new-tokens <new_tokens>` times the same work. Returns the seconds.
+    pub async fn time_generation(&self, src_len: usize, new_tokens: usize) -> Result<f64> {
+        let inputs = synthetic_inputs(1, src_len, self.config.vocab_size, 0);
+        let mut config = GenerationConfig::for_model(&self.config);
+        config.max_new_tokens = new_tokens;
+        config.min_new_tokens = new_tokens;
+        let adapters = match &self.task {
+            Some(t) => Some(Adapters::task(&self.adapters, t)?),
+            None => None,
+        };
+        let start = now_ms();
+        let out = generate_async(&self.model, &inputs, &config, adapters.as_ref()).await?;
+        let seconds = (now_ms() - start) / 1000.0;
+        if out[0].len() != new_tokens {
+            return Err(Error::Invalid(format!(
+                "generated {} tokens instead of {new_tokens}",
+                out[0].len()
+            )));
+        }
+        Ok(seconds)
+    }
+
     /// Greedy (or beam) generation for one input text.
     pub async fn generate(
         &self,
@@ -124,4 +148,28 @@ impl<B: Backend> Engine<B> {
         let text = self.tokenizer.decode(&ids)?;
         Ok(Output { text, ids })
     }
+}
+
+/// Milliseconds from a monotonic clock: `performance.now()` in a page or worker.
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> f64 {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"performance".into())
+        .ok()
+        .and_then(|p| {
+            let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+            js_sys::Function::from(now).call0(&p).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
 }

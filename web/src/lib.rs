@@ -140,6 +140,23 @@ impl Demo {
         with_engine!(&mut *engine, e => e.set_task(task.as_deref())).map_err(js_error)
     }
 
+    /// Times greedy generation of `new_tokens` tokens from a synthetic `src_len`-token input,
+    /// `repeats` times after one warm-up run; resolves to the seconds of each run.
+    pub fn benchmark(&self, src_len: usize, new_tokens: usize, repeats: usize) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let demo = Demo {
+                engine,
+                backend: String::new(),
+            };
+            let seconds = demo
+                .benchmark_output(src_len, new_tokens, repeats)
+                .await
+                .map_err(JsValue::from)?;
+            Ok(js_sys::Float64Array::from(seconds.as_slice()).into())
+        })
+    }
+
     /// Generates for `text` with the current adapter; resolves to a [`Generation`].
     pub fn generate(
         &self,
@@ -162,6 +179,26 @@ impl Demo {
 }
 
 impl Demo {
+    /// [`Demo::benchmark`]'s work, for Rust callers.
+    pub async fn benchmark_output(
+        &self,
+        src_len: usize,
+        new_tokens: usize,
+        repeats: usize,
+    ) -> Result<Vec<f64>, JsError> {
+        let engine = self.engine.try_borrow().map_err(|_| busy())?;
+        let mut seconds = Vec::new();
+        // One untimed run first: WebGPU compiles its shaders on first use.
+        for i in 0..=repeats {
+            let s = with_engine!(&*engine, e => e.time_generation(src_len, new_tokens).await)
+                .map_err(js_error)?;
+            if i > 0 {
+                seconds.push(s);
+            }
+        }
+        Ok(seconds)
+    }
+
     /// [`Demo::generate`] for Rust callers (the wasm tests).
     pub async fn generate_output(
         &self,

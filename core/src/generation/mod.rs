@@ -148,6 +148,29 @@ pub async fn generate_async<B: Backend>(
     }
 }
 
+/// Deterministic pseudo-random inputs for benchmarks: `batch` rows of `len - 1` ids from a
+/// 64-bit LCG (avoiding the special ids 0..3) and `</s>`. The same rows natively and in the
+/// browser, so both time the same workload.
+pub fn synthetic_inputs(batch: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let step = |s: u64| {
+        s.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+    };
+    let mut state = step(seed);
+    (0..batch)
+        .map(|_| {
+            let mut row: Vec<u32> = (0..len.saturating_sub(1))
+                .map(|_| {
+                    state = step(state);
+                    3 + ((state >> 33) as usize % (vocab - 3)) as u32
+                })
+                .collect();
+            row.push(1);
+            row
+        })
+        .collect()
+}
+
 /// Reads a tensor to the host. A failed read means the device is gone: nothing to recover.
 pub(crate) async fn read<B: Backend, const D: usize, K: burn::tensor::BasicOps<B>>(
     tensor: Tensor<B, D, K>,

@@ -1,12 +1,13 @@
-//! `native bench`: generation throughput of a randomly initialized model, printed as JSON lines
+//! `native bench`: generation throughput of a randomly initialized model (or a checkpoint), printed as JSON lines
 //! in the schema of `benches/reference_generate.py` so that `benches/compare.py` can put ours and
 //! PyTorch's side by side.
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
-use t5_core::generation::{generate, GenerationConfig};
+use t5_core::checkpoint::ModelDir;
+use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
 use t5_core::{T5Config, T5ForConditionalGeneration};
 
 use crate::backend::{run_on, Job};
@@ -32,27 +33,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 struct BenchJob(BenchArgs);
 
-/// Deterministic pseudo-random source ids (a 64-bit LCG), avoiding the special ids 0..3.
-fn source_ids(batch: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..batch)
-        .map(|_| {
-            let mut row: Vec<u32> = (0..len - 1)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    3 + ((state >> 33) as usize % (vocab - 3)) as u32
-                })
-                .collect();
-            row.push(1);
-            row
-        })
-        .collect()
-}
-
 /// Peak resident set size of this process, from /proc (Linux); 0 elsewhere.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -77,15 +57,23 @@ impl Job for BenchJob {
         }
         let args = self.0;
         B::seed(&device, 0);
-        let mut config = T5Config::t5_small();
-        config.feed_forward_proj = args.feed_forward_proj.clone();
-        config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
-        config.validate().map_err(anyhow::Error::msg)?;
-        let model = T5ForConditionalGeneration::<B>::init(&config, &device);
+        let model = match &args.model {
+            Some(dir) => ModelDir::resolve(dir)
+                .and_then(|d| d.load_model::<B>(&device))
+                .with_context(|| format!("loading model `{dir}`"))?,
+            None => {
+                let mut config = T5Config::t5_small();
+                config.feed_forward_proj = args.feed_forward_proj.clone();
+                config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
+                config.validate().map_err(anyhow::Error::msg)?;
+                T5ForConditionalGeneration::<B>::init(&config, &device)
+            }
+        };
+        let config = model.config.clone();
         let mut lines = Vec::new();
         for &batch in &args.batch {
             for &beams in &args.beams {
-                let inputs = source_ids(batch, args.src_len, config.vocab_size, 0);
+                let inputs = synthetic_inputs(batch, args.src_len, config.vocab_size, 0);
                 let mut gen = GenerationConfig::for_model(&config);
                 gen.max_new_tokens = args.new_tokens;
                 gen.min_new_tokens = args.new_tokens;
@@ -142,8 +130,8 @@ fn train_bench<B: AutodiffBackend>(
     config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
     config.validate().map_err(anyhow::Error::msg)?;
     let batch = *args.batch.first().unwrap_or(&8);
-    let src = source_ids(batch, args.src_len, config.vocab_size, 1);
-    let tgt = source_ids(batch, args.tgt_len, config.vocab_size, 2);
+    let src = synthetic_inputs(batch, args.src_len, config.vocab_size, 1);
+    let tgt = synthetic_inputs(batch, args.tgt_len, config.vocab_size, 2);
     let ids = int_batch::<B>(src, &device);
     let mask = ids.ones_like();
     let labels = int_batch::<B>(tgt, &device);
