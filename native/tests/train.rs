@@ -186,3 +186,91 @@ fn bad_configs_and_data_are_clear_errors() {
         &["bad.jsonl", "line 2"],
     );
 }
+
+/// With `mixed_task_batches`, one batch holds several tasks and each row trains its own task's
+/// adapter: after one step both adapters' projections moved; with one task per batch only one
+/// did. The layer norms shared by all tasks (the seed's default) move in both cases, and both
+/// adapter files carry the same shared values.
+#[test]
+fn mixed_task_batches_train_each_rows_adapter_and_shared_norms_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    type Tensors = Vec<(String, Vec<u8>)>;
+    let run = |name: &str, extra: serde_json::Value| -> Vec<Tensors> {
+        let out_dir = tmp.path().join(name);
+        let mut config = small_config(
+            &out_dir,
+            serde_json::json!({
+                "train_adapters": true,
+                "reduction_factor": 8,
+                "max_steps": 1,
+                "warmup_steps": 0,
+                "gradient_accumulation_steps": 1,
+                "per_device_train_batch_size": 16,
+                "temperature": 1000,
+                "save_steps": 0,
+                "do_eval": false,
+            }),
+        );
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let out = train(&write_config(tmp.path(), &config));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ["sentiment", "similarity"]
+            .iter()
+            .map(|t| {
+                let bytes =
+                    std::fs::read(out_dir.join(format!("adapters/{t}/adapter.safetensors")))
+                        .unwrap();
+                let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+                let mut tensors: Tensors = file
+                    .tensors()
+                    .into_iter()
+                    .map(|(n, v)| (n, v.data().to_vec()))
+                    .collect();
+                tensors.sort();
+                tensors
+            })
+            .collect()
+    };
+    let part = |files: &[Tensors], norms: bool| -> Vec<Tensors> {
+        files
+            .iter()
+            .map(|f| {
+                f.iter()
+                    .filter(|(n, _)| n.contains("norm") == norms)
+                    .cloned()
+                    .collect()
+            })
+            .collect()
+    };
+    let moved = |a: &[Tensors], b: &[Tensors]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+
+    let init = run("init", serde_json::json!({ "learning_rate": 0.0 }));
+    let mixed = run("mixed", serde_json::json!({ "mixed_task_batches": true }));
+    let single = run("single", serde_json::json!({ "mixed_task_batches": false }));
+    assert_eq!(
+        moved(&part(&mixed, false), &part(&init, false)),
+        2,
+        "a mixed batch trains both adapters"
+    );
+    assert_eq!(
+        moved(&part(&single, false), &part(&init, false)),
+        1,
+        "a one-task batch trains one"
+    );
+    for files in [&mixed, &single] {
+        let norms = part(files, true);
+        assert!(!norms[0].is_empty());
+        assert_eq!(norms[0], norms[1], "one set of shared norms in both files");
+        assert_ne!(
+            norms[0],
+            part(&init, true)[0],
+            "the shared norms were trained"
+        );
+    }
+}

@@ -44,6 +44,24 @@ pub struct AdapterNorms<B: Backend> {
 }
 
 impl<B: Backend> AdapterNorms<B> {
+    /// An independent copy: new parameters with the same values. A `clone` shares the
+    /// parameters' ids and autodiff nodes, so its gradients would be credited to the original.
+    pub fn detached_copy(&self) -> Self {
+        let fresh = |p: &Param<Tensor<B, 1>>| {
+            let t = p.val();
+            Param::from_tensor(Tensor::from_data(t.to_data(), &t.device()))
+        };
+        let copy = |ln: &AdapterLayerNorm<B>| AdapterLayerNorm {
+            weight: fresh(&ln.weight),
+            bias: fresh(&ln.bias),
+            eps: ln.eps,
+        };
+        Self {
+            before: self.before.as_ref().map(copy),
+            after: self.after.as_ref().map(copy),
+        }
+    }
+
     pub fn init(config: &BottleneckConfig, d: usize, device: &B::Device) -> Self {
         Self {
             before: config.ln_before.then(|| AdapterLayerNorm::init(d, device)),

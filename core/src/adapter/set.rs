@@ -176,7 +176,7 @@ impl<B: Backend> AdapterSet<B> {
             .map(|p| {
                 self.tasks
                     .iter()
-                    .find_map(|t| t.positions[p].as_ref().map(|b| b.norms.clone()))
+                    .find_map(|t| t.positions[p].as_ref().map(|b| b.norms.detached_copy()))
             })
             .collect();
         for t in &mut self.tasks {

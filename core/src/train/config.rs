@@ -281,6 +281,9 @@ pub struct RunConfig {
     pub label_smoothing: f64,
     /// Multi-task sampling temperature T: task i drawn ∝ (n_i/N)^(1/T).
     pub temperature: f64,
+    /// Draw the task of every example instead of every batch, so that one batch mixes tasks
+    /// (with adapters, each row runs through its own task's adapter).
+    pub mixed_task_batches: bool,
     /// Seed for initialization, dropout and sampling.
     pub seed: u64,
 
@@ -383,6 +386,7 @@ impl Default for RunConfig {
             per_device_eval_batch_size: 8,
             label_smoothing: 0.0,
             temperature: 1.0,
+            mixed_task_batches: false,
             seed: 42,
             train_adapters: false,
             adapter_config_name: "adapter".into(),

@@ -341,6 +341,17 @@ impl MultiTaskSampler {
         (task, self.examples[task].take_indices(batch_size))
     }
 
+    /// The next mixed batch: for each of `batch_size` rows a task drawn by temperature and that
+    /// task's next example, as `(task, example index)`.
+    pub fn next_mixed_batch(&mut self, batch_size: usize) -> Vec<(usize, usize)> {
+        (0..batch_size)
+            .filter_map(|_| {
+                let task = self.tasks.next_task();
+                Some((task, self.examples[task].next_index()?))
+            })
+            .collect()
+    }
+
     /// The epoch each task's example order is in.
     pub fn task_epochs(&self) -> Vec<u64> {
         self.examples.iter().map(TaskIterator::epoch).collect()

@@ -593,15 +593,29 @@ pub fn run<B: AutodiffBackend>(
             let mut set_grads: Option<GradientsParams> = None;
             let mut loss_sum = 0.0;
             for _ in 0..accumulation {
-                let (task, idx) = sampler.next_batch(config.per_device_train_batch_size);
-                let td = train_tasks[task];
-                let batch: Vec<&Example> = idx.iter().map(|&i| &td.train[i]).collect();
+                let rows: Vec<(usize, usize)> = if config.mixed_task_batches {
+                    sampler.next_mixed_batch(config.per_device_train_batch_size)
+                } else {
+                    let (task, idx) = sampler.next_batch(config.per_device_train_batch_size);
+                    idx.into_iter().map(|i| (task, i)).collect()
+                };
+                let batch: Vec<&Example> = rows
+                    .iter()
+                    .map(|&(task, i)| &train_tasks[task].train[i])
+                    .collect();
                 examples += batch.len();
                 let b = collate::<B>(&batch, model_config.pad_token_id as u32, &device);
-                let adapters = config
-                    .train_adapters
-                    .then(|| Adapters::task(&tr.set, td.task.name()))
-                    .transpose()?;
+                let adapters = if !config.train_adapters {
+                    None
+                } else if config.mixed_task_batches {
+                    let names: Vec<Option<&str>> = rows
+                        .iter()
+                        .map(|&(task, _)| Some(train_tasks[task].task.name()))
+                        .collect();
+                    Some(Adapters::per_row(&tr.set, &names)?)
+                } else {
+                    Some(Adapters::task(&tr.set, train_tasks[rows[0].0].task.name())?)
+                };
                 let out = tr.model.forward_with_labels(
                     b.input_ids,
                     b.attention_mask,
