@@ -2,8 +2,10 @@
 # requires: torch==2.15.0 transformers==4.57.6 (same venv as tests/fixtures/requirements.txt)
 """PyTorch + transformers reference benchmark for T5 generation on CPU.
 
-Builds a randomly initialised (seeded) T5 with t5-small dimensions (d_model 512, d_kv 64, d_ff 2048,
-6 encoder + 6 decoder layers, 8 heads, vocab 32128, relu FFN, tied embeddings), float32, eval mode,
+Builds a randomly initialised (seeded) T5 of --size: `small` (default) has t5-small's dimensions
+(d_model 512, d_kv 64, d_ff 2048, 6 encoder + 6 decoder layers, 8 heads), `tiny` those of our t5-tiny
+preset (d_model 64, d_kv 16, d_ff 256, 2 + 2 layers, 4 heads); both with vocab 32128, relu FFN, tied
+embeddings, float32, eval mode,
 and times `model.generate` on a batch of random source ids (no padding) decoding exactly
 --new-tokens tokens (min_new_tokens = max_new_tokens, so EOS cannot stop it early) with the KV
 cache on.  No weights are downloaded.
@@ -11,8 +13,9 @@ cache on.  No weights are downloaded.
     OMP_NUM_THREADS=2 /root/venvs/t5ref/bin/python benches/reference_generate.py --batch 1 8 --beams 1 4
 
 Prints one JSON line per (batch, beams) configuration:
-    {"impl": "pytorch", "batch", "beams", "new_tokens", "src_len", "median_s", "min_s",
-     "tokens_per_s" (= batch * new_tokens / median_s), "peak_rss_mb", "threads", "torch", "transformers"}
+    {"impl": "pytorch", "backend": "cpu", "workload": "generate", "size", "batch", "beams", "new_tokens",
+     "src_len", "median_s", "min_s", "tokens_per_s" (= batch * new_tokens / median_s), "peak_rss_mb",
+     "threads", "torch", "transformers"}
 peak_rss_mb is the process's peak resident set size so far (getrusage ru_maxrss), so it is
 monotonic across the configurations of one run; run one configuration per process for
 per-configuration peaks.
@@ -34,15 +37,17 @@ import transformers
 from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
 
 
-def t5_small_config():
+SIZES = {
+    "tiny": dict(d_model=64, d_kv=16, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4),
+    "small": dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8),
+}
+
+
+def t5_small_config(size="small"):
+    """t5-small's config, or with --size tiny the t5-tiny preset's dimensions."""
     return T5Config(
         vocab_size=32128,
-        d_model=512,
-        d_kv=64,
-        d_ff=2048,
-        num_layers=6,
-        num_decoder_layers=6,
-        num_heads=8,
+        **SIZES[size],
         relative_attention_num_buckets=32,
         relative_attention_max_distance=128,
         dropout_rate=0.1,
@@ -71,11 +76,12 @@ def main():
     ap.add_argument("--src-len", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", choices=sorted(SIZES), default="small", help="the random model's shape")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = T5ForConditionalGeneration(t5_small_config()).eval()
+    model = T5ForConditionalGeneration(t5_small_config(args.size)).eval()
     model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     vocab = model.config.vocab_size
 
@@ -112,6 +118,9 @@ def main():
             median = statistics.median(times)
             rec = {
                 "impl": "pytorch",
+                "backend": "cpu",
+                "workload": "generate",
+                "size": args.size,
                 "batch": batch,
                 "beams": beams,
                 "new_tokens": args.new_tokens,

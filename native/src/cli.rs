@@ -119,6 +119,22 @@ pub enum Workload {
     TrainAdapters,
 }
 
+/// The shape of `native bench`'s random model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchSize {
+    /// The t5-tiny preset's dims (d_model 64, d_ff 256, 2+2 layers, 4 heads) with vocab 32128.
+    Tiny,
+    /// t5-small's shape: d_model 512, d_ff 2048, 6+6 layers, 8 heads, vocab 32128.
+    Small,
+    /// t5-base's shape: d_model 768, d_ff 3072, 12+12 layers, 12 heads.
+    Base,
+    /// t5-large's shape: d_model 1024, d_ff 4096, 24+24 layers, 16 heads.
+    Large,
+    /// t5-3b's shape: d_model 1024, d_kv 128, d_ff 16384, 24+24 layers, 32 heads.
+    #[value(name = "3b")]
+    ThreeB,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The workload to time.
@@ -151,6 +167,9 @@ pub struct BenchArgs {
     /// Feed-forward variant of the random model: `relu` (t5-small) or `gated-gelu` (v1.1).
     #[arg(long, default_value = "relu")]
     pub feed_forward_proj: String,
+    /// The random model's shape.
+    #[arg(long, value_enum, default_value_t = BenchSize::Small)]
+    pub size: BenchSize,
     /// Generation: time this checkpoint (directory or hub name) instead of a random model of
     /// t5-small's shape, e.g. web/demo/model to compare with the browser demo's benchmark.
     #[arg(long)]

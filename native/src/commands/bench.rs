@@ -11,7 +11,7 @@ use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
 use t5_core::{T5Config, T5ForConditionalGeneration};
 
 use crate::backend::{run_on, Job};
-use crate::cli::{BenchArgs, Workload};
+use crate::cli::{BenchArgs, BenchSize, Workload};
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -61,13 +61,7 @@ impl Job for BenchJob {
             Some(dir) => ModelDir::resolve(dir)
                 .and_then(|d| d.load_model::<B>(&device))
                 .with_context(|| format!("loading model `{dir}`"))?,
-            None => {
-                let mut config = T5Config::t5_small();
-                config.feed_forward_proj = args.feed_forward_proj.clone();
-                config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
-                config.validate().map_err(anyhow::Error::msg)?;
-                T5ForConditionalGeneration::<B>::init(&config, &device)
-            }
+            None => T5ForConditionalGeneration::<B>::init(&random_config(&args)?, &device),
         };
         let config = model.config.clone();
         let mut lines = Vec::new();
@@ -96,6 +90,7 @@ impl Job for BenchJob {
                     "impl": "ours",
                     "backend": backend,
                     "workload": "generate",
+                    "size": if args.model.is_some() { "checkpoint" } else { size_name(args.size) },
                     "batch": batch,
                     "beams": beams,
                     "new_tokens": args.new_tokens,
@@ -118,17 +113,51 @@ fn int_batch<B: Backend>(rows: Vec<Vec<u32>>, device: &B::Device) -> Tensor<B, 2
     Tensor::from_data(TensorData::new(flat, shape), device)
 }
 
-/// Times training steps (forward, backward, AdamW) on a random model of t5-small's shape.
+/// The random model of `--size` and `--feed-forward-proj`, without dropout (as the PyTorch
+/// reference), so that training steps do the same work on both sides.
+fn random_config(args: &BenchArgs) -> Result<T5Config> {
+    let mut config = T5Config::t5_small();
+    // (d_model, d_kv, d_ff, heads, layers) of the original T5 checkpoints.
+    let dims = match args.size {
+        BenchSize::Tiny => (64, 16, 256, 4, 2),
+        BenchSize::Small => (512, 64, 2048, 8, 6),
+        BenchSize::Base => (768, 64, 3072, 12, 12),
+        BenchSize::Large => (1024, 64, 4096, 16, 24),
+        BenchSize::ThreeB => (1024, 128, 16384, 32, 24),
+    };
+    (
+        config.d_model,
+        config.d_kv,
+        config.d_ff,
+        config.num_heads,
+        config.num_layers,
+    ) = dims;
+    config.num_decoder_layers = None;
+    config.feed_forward_proj = args.feed_forward_proj.clone();
+    config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
+    config.dropout_rate = 0.0;
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn size_name(size: BenchSize) -> &'static str {
+    match size {
+        BenchSize::Tiny => "tiny",
+        BenchSize::Small => "small",
+        BenchSize::Base => "base",
+        BenchSize::Large => "large",
+        BenchSize::ThreeB => "3b",
+    }
+}
+
+/// Times training steps (forward, backward, AdamW) on a random model of `--size`.
 fn train_bench<B: AutodiffBackend>(
     args: BenchArgs,
     device: B::Device,
     backend: &str,
 ) -> Result<Vec<serde_json::Value>> {
     B::seed(&device, 0);
-    let mut config = T5Config::t5_small();
-    config.feed_forward_proj = args.feed_forward_proj.clone();
-    config.tie_word_embeddings = !config.feed_forward_proj.starts_with("gated");
-    config.validate().map_err(anyhow::Error::msg)?;
+    let config = random_config(&args)?;
     let batch = *args.batch.first().unwrap_or(&8);
     let src = synthetic_inputs(batch, args.src_len, config.vocab_size, 1);
     let tgt = synthetic_inputs(batch, args.tgt_len, config.vocab_size, 2);
@@ -192,6 +221,7 @@ fn train_bench<B: AutodiffBackend>(
         "impl": "ours",
         "backend": backend,
         "workload": if adapters { "train-adapters" } else { "train-full" },
+        "size": size_name(args.size),
         "batch": batch,
         "src_len": args.src_len,
         "tgt_len": args.tgt_len,
