@@ -101,9 +101,9 @@ async function run() {
 
 // The same workload as `native bench --model web/demo/model --batch 1 --src-len 64 --new-tokens 32`.
 async function bench() {
-  setState('running', 'Benchmarking (64 input tokens → 32 new tokens, 5 runs after a warm-up)…');
+  setState('running', 'Benchmarking (64 input tokens → 32 new tokens, 20 runs after a warm-up)…');
   try {
-    const seconds = await ask('bench', { srcLen: 64, newTokens: 32, repeats: 5 });
+    const seconds = await ask('bench', { srcLen: 64, newTokens: 32, repeats: 20 });
     const sorted = [...seconds].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)];
     $('bench').textContent = `${(32 / median).toFixed(1)} tokens/s (median of ${seconds.length}: ${(median * 1000).toFixed(1)} ms for 32 tokens, ${document.body.dataset.backend})`;

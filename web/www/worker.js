@@ -48,7 +48,11 @@ async function chooseBackend(requested) {
   if (!('gpu' in navigator)) return { backend: 'cpu', note: 'this browser has no WebGPU (navigator.gpu)' };
   try {
     const adapter = await navigator.gpu.requestAdapter();
-    if (adapter) return { backend: 'webgpu', note: '' };
+    if (adapter) {
+      const info = adapter.info || {};
+      const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+      return { backend: 'webgpu', note: name };
+    }
   } catch (e) { /* falls through */ }
   return { backend: 'cpu', note: 'WebGPU gave no adapter' };
 }
