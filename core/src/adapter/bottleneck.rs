@@ -7,6 +7,7 @@ use burn::prelude::*;
 use super::config::BottleneckConfig;
 use crate::config::Activation;
 use crate::model::feed_forward::activate;
+use crate::model::linear::project;
 
 /// A standard LayerNorm with bias (PyTorch's `nn.LayerNorm`, eps 1e-5), unlike T5's RMS norm.
 #[derive(Module, Debug)]
@@ -132,7 +133,7 @@ impl<B: Backend> Bottleneck<B> {
             Some(ln) => ln.forward(h),
             None => h,
         };
-        let mut z = self.up.forward(activate(act, self.down.forward(z)));
+        let mut z = project(&self.up, activate(act, project(&self.down, z)));
         if config.scaling != 1.0 {
             z = z * config.scaling;
         }

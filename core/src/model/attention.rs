@@ -6,6 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::linear::project;
 use super::relative_bias::RelativeAttentionBias;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
@@ -122,8 +123,8 @@ impl<B: Backend> Attention<B> {
     /// - states: `[batch, seq, d_model]` -> two `[batch, num_heads, seq, d_kv]`
     pub fn project_kv(&self, states: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         (
-            self.split_heads(self.k.forward(states.clone())),
-            self.split_heads(self.v.forward(states)),
+            self.split_heads(project(&self.k, states.clone())),
+            self.split_heads(project(&self.v, states)),
         )
     }
 
@@ -142,7 +143,7 @@ impl<B: Backend> Attention<B> {
         bias: Tensor<B, 4>,
     ) -> Tensor<B, 3> {
         let [b, q_len, _] = hidden.dims();
-        let query = self.split_heads(self.q.forward(hidden));
+        let query = self.split_heads(project(&self.q, hidden));
         let scores = query.matmul(key.swap_dims(2, 3)) + bias;
         let weights = self.dropout.forward(softmax(scores, 3));
         let out =
@@ -150,6 +151,6 @@ impl<B: Backend> Attention<B> {
                 .matmul(value)
                 .swap_dims(1, 2)
                 .reshape([b, q_len, self.num_heads * self.d_kv]);
-        self.o.forward(out)
+        project(&self.o, out)
     }
 }

@@ -4,6 +4,8 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
+
+use super::linear::project;
 use burn::tensor::activation;
 
 use crate::checkpoint::Weights;
@@ -98,11 +100,11 @@ impl<B: Backend> DenseActDense<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = activate(self.activation, self.wi.forward(x.clone()));
+        let h = activate(self.activation, project(&self.wi, x.clone()));
         let h = match &self.wi_1 {
-            Some(gate) => h * gate.forward(x),
+            Some(gate) => h * project(gate, x),
             None => h,
         };
-        self.wo.forward(self.dropout.forward(h))
+        project(&self.wo, self.dropout.forward(h))
     }
 }

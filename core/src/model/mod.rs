@@ -6,6 +6,7 @@ pub mod cache;
 pub mod feed_forward;
 pub mod freeze;
 pub mod layer_norm;
+pub mod linear;
 pub mod loss;
 pub mod relative_bias;
 pub mod stack;
