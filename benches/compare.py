@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--backend", default="cpu", help="our backend: cpu or wgpu")
+    ap.add_argument("--reference-device", default="cpu",
+                    help="PyTorch's device: cpu, or cuda on a GPU machine (with --backend wgpu)")
     ap.add_argument("--write", help="also write the tables to this markdown file")
     g = ap.add_argument_group("generation")
     g.add_argument("--skip-generate", action="store_true", help="no generation section")
@@ -135,7 +137,8 @@ def main():
             common = ["--size", size, "--batch", str(batch), "--beams", str(beams),
                       "--repeats", str(args.repeats), "--warmup", "1"]
             ours = [args.native, "bench", "--backend", args.backend] + common
-            ref = [args.python, os.path.join(HERE, "reference_generate.py"), "--threads", str(args.threads)] + common
+            ref = [args.python, os.path.join(HERE, "reference_generate.py"), "--threads", str(args.threads),
+                   "--device", args.reference_device] + common
             for impl, cmd in interleaved(r, ours, ref):
                 for row in run_json(cmd, env):
                     gen_results.setdefault((impl, size, batch, beams), []).append(row)
@@ -148,7 +151,8 @@ def main():
             if workload == "train-adapters":
                 common[2:2] = ["--reduction-factor", str(args.reduction_factor)]
             ours = [args.native, "bench", "--backend", args.backend] + common
-            ref = [args.python, os.path.join(HERE, "reference_train.py"), "--threads", str(args.threads)] + common
+            ref = [args.python, os.path.join(HERE, "reference_train.py"), "--threads", str(args.threads),
+                   "--device", args.reference_device] + common
             for impl, cmd in interleaved(r, ours, ref):
                 for row in run_json(cmd, env):
                     train_results.setdefault((impl, size, workload), []).append(row)

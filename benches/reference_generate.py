@@ -77,11 +77,13 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", choices=sorted(SIZES), default="small", help="the random model's shape")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda to compare with our wgpu backend on a GPU")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = T5ForConditionalGeneration(t5_small_config(args.size)).eval()
+    device = torch.device(args.device)
+    model = T5ForConditionalGeneration(t5_small_config(args.size)).eval().to(device)
     model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     vocab = model.config.vocab_size
 
@@ -89,7 +91,7 @@ def main():
         for beams in args.beams:
             gen = torch.Generator().manual_seed(args.seed + 1000 * batch + beams)
             # ids 3..31999: no pad/eos/unk and no sentinel ids in the source
-            src = torch.randint(3, 32000, (batch, args.src_len), generator=gen)
+            src = torch.randint(3, 32000, (batch, args.src_len), generator=gen).to(device)
             mask = torch.ones_like(src)
             params = dict(
                 attention_mask=mask,
@@ -105,6 +107,8 @@ def main():
             def run():
                 with torch.inference_mode():
                     out = model.generate(src, **params)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 assert out.shape == (batch, args.new_tokens + 1), out.shape  # + decoder start token
                 return out
 
@@ -118,7 +122,7 @@ def main():
             median = statistics.median(times)
             rec = {
                 "impl": "pytorch",
-                "backend": "cpu",
+                "backend": args.device,
                 "workload": "generate",
                 "size": args.size,
                 "batch": batch,

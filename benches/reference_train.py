@@ -192,12 +192,14 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda to compare with our wgpu backend on a GPU")
     args = ap.parse_args()
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
     model = T5ForConditionalGeneration(t5_config(args.size))
     adapters = args.workload == "train-adapters"
     if adapters:
@@ -206,13 +208,14 @@ def main():
     else:
         trainable = list(model.parameters())
         lr = 1e-4
+    model.to(device)
     model.train()
     assert count(p for p in model.parameters() if p.requires_grad) == count(trainable)
     opt = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.999), eps=1e-5, weight_decay=1e-4)
 
     vocab = model.config.vocab_size
-    input_ids = synthetic_inputs(args.batch, args.src_len, vocab, 1)
-    labels = synthetic_inputs(args.batch, args.tgt_len, vocab, 2)
+    input_ids = synthetic_inputs(args.batch, args.src_len, vocab, 1).to(device)
+    labels = synthetic_inputs(args.batch, args.tgt_len, vocab, 2).to(device)
     attention_mask = torch.ones_like(input_ids)
 
     def step():
@@ -235,7 +238,7 @@ def main():
     median = statistics.median(times)
     rec = {
         "impl": "pytorch",
-        "backend": "cpu",
+        "backend": args.device,
         "workload": args.workload,
         "size": args.size,
         "batch": args.batch,
