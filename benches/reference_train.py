@@ -38,7 +38,6 @@ No weights are downloaded.
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -50,33 +49,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import transformers
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 from transformers.models.t5.modeling_t5 import T5LayerFF, T5LayerSelfAttention
 
-VOCAB = 32128
+from reference_generate import peak_rss_mb, t5_small_config  # same directory
+
 MASK64 = (1 << 64) - 1
 
 
 def t5_config(size):
-    """t5-small's config (or the t5-tiny preset's dims) with dropout 0, as `native bench` builds it."""
-    dims = {
-        "tiny": dict(d_model=64, d_kv=16, d_ff=256, num_heads=4, num_layers=2, num_decoder_layers=2),
-        "small": dict(d_model=512, d_kv=64, d_ff=2048, num_heads=8, num_layers=6, num_decoder_layers=6),
-    }[size]
-    return T5Config(
-        vocab_size=VOCAB,
-        relative_attention_num_buckets=32,
-        relative_attention_max_distance=128,
-        dropout_rate=0.0,
-        layer_norm_epsilon=1e-6,
-        feed_forward_proj="relu",
-        tie_word_embeddings=True,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-        use_cache=False,
-        **dims,
-    )
+    """The generation benchmark's config without dropout, as `native bench` builds it for training."""
+    config = t5_small_config(size)
+    config.dropout_rate = 0.0
+    config.use_cache = False
+    return config
 
 
 def synthetic_inputs(batch, length, vocab, seed):
@@ -164,11 +150,6 @@ def add_seed_adapters(model, reduction_factor):
     # registered on the model so that .train()/.parameters() see them
     model.seed_adapters = adapters
     return adapters
-
-
-def peak_rss_mb():
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return kb / 1024.0
 
 
 def count(params):

@@ -247,6 +247,18 @@ impl Driver {
         }
     }
 
+    /// Picks `task` in the selector as a user would, and waits until the page switched to it.
+    fn choose_task(&self, task: &str) {
+        self.script(
+            "const s = document.getElementById('task'); s.value = arguments[0]; \
+             s.dispatchEvent(new Event('change'));",
+            json!([task]),
+        );
+        self.wait_ready(&format!("switching to {task}"), |d| {
+            d.script("return document.body.dataset.task;", json!([])) == task
+        });
+    }
+
     fn screenshot(&self, path: &Path) {
         let b64 = self.get(&self.session("/screenshot"));
         let png = base64::engine::general_purpose::STANDARD
@@ -303,14 +315,7 @@ fn run_page(driver: &Driver, url: &str, backend: &str, out: &Path) -> Value {
     let mut speeds = Vec::new();
     for (task, input, expected) in native_examples() {
         // Choose the task, type the input, run, read.
-        driver.script(
-            "const s = document.getElementById('task'); s.value = arguments[0]; \
-             s.dispatchEvent(new Event('change'));",
-            json!([task]),
-        );
-        driver.wait_ready("switching task", |d| {
-            d.script("return document.body.dataset.task;", json!([])) == task.as_str()
-        });
+        driver.choose_task(&task);
         driver.type_into("#input", &input);
         let runs = driver.script("return Number(document.body.dataset.runs || 0);", json!([]));
         driver.click("#run");
@@ -394,13 +399,7 @@ fn the_demo_page_matches_native_output_in_headless_chromium() {
     assert!(error.contains("adapter.safetensors"), "{error}");
     driver.screenshot(&out.join("demo-bad-adapter.png"));
     let (task, input, expected) = native_examples().remove(0);
-    driver.script(
-        "const s = document.getElementById('task'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
-        json!([task]),
-    );
-    driver.wait_ready("switching after the error", |d| {
-        d.script("return document.body.dataset.task;", json!([])) == task.as_str()
-    });
+    driver.choose_task(&task);
     driver.type_into("#input", &input);
     driver.click("#run");
     driver.wait_ready("generating after the error", |d| {

@@ -103,6 +103,14 @@ impl<B: Backend> Engine<B> {
         self.task.as_deref()
     }
 
+    /// The current task's adapter for `generate` (`None`: the backbone alone).
+    fn routing(&self) -> Result<Option<Adapters<'_, B>>> {
+        self.task
+            .as_deref()
+            .map(|t| Adapters::task(&self.adapters, t))
+            .transpose()
+    }
+
     /// Greedy generation of exactly `new_tokens` tokens (EOS suppressed) from a synthetic input
     /// of `src_len` tokens with the current adapter: `native bench --model <dir> --batch 1
     /// --src-len <src_len> --new-tokens <new_tokens>` times the same work. Returns the seconds.
@@ -111,10 +119,7 @@ impl<B: Backend> Engine<B> {
         let mut config = GenerationConfig::for_model(&self.config);
         config.max_new_tokens = new_tokens;
         config.min_new_tokens = new_tokens;
-        let adapters = match &self.task {
-            Some(t) => Some(Adapters::task(&self.adapters, t)?),
-            None => None,
-        };
+        let adapters = self.routing()?;
         let start = now_ms();
         let out = generate_async(&self.model, &inputs, &config, adapters.as_ref()).await?;
         let seconds = (now_ms() - start) / 1000.0;
@@ -138,10 +143,7 @@ impl<B: Backend> Engine<B> {
         let mut config = GenerationConfig::for_model(&self.config);
         config.max_new_tokens = max_new_tokens;
         config.num_beams = num_beams.max(1);
-        let adapters = match &self.task {
-            Some(t) => Some(Adapters::task(&self.adapters, t)?),
-            None => None,
-        };
+        let adapters = self.routing()?;
         let ids = generate_async(&self.model, &[ids], &config, adapters.as_ref())
             .await?
             .remove(0);

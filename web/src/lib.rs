@@ -145,12 +145,7 @@ impl Demo {
     pub fn benchmark(&self, src_len: usize, new_tokens: usize, repeats: usize) -> js_sys::Promise {
         let engine = self.engine.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let demo = Demo {
-                engine,
-                backend: String::new(),
-            };
-            let seconds = demo
-                .benchmark_output(src_len, new_tokens, repeats)
+            let seconds = bench(&engine, src_len, new_tokens, repeats)
                 .await
                 .map_err(JsValue::from)?;
             Ok(js_sys::Float64Array::from(seconds.as_slice()).into())
@@ -186,17 +181,7 @@ impl Demo {
         new_tokens: usize,
         repeats: usize,
     ) -> Result<Vec<f64>, JsError> {
-        let engine = self.engine.try_borrow().map_err(|_| busy())?;
-        let mut seconds = Vec::new();
-        // One untimed run first: WebGPU compiles its shaders on first use.
-        for i in 0..=repeats {
-            let s = with_engine!(&*engine, e => e.time_generation(src_len, new_tokens).await)
-                .map_err(js_error)?;
-            if i > 0 {
-                seconds.push(s);
-            }
-        }
-        Ok(seconds)
+        bench(&self.engine, src_len, new_tokens, repeats).await
     }
 
     /// [`Demo::generate`] for Rust callers (the wasm tests).
@@ -208,6 +193,26 @@ impl Demo {
     ) -> Result<Output, JsError> {
         run(&self.engine, text, max_new_tokens, num_beams).await
     }
+}
+
+/// Seconds of each of `repeats` timed generations, after one untimed run (WebGPU compiles its
+/// shaders on first use).
+async fn bench(
+    engine: &RefCell<AnyEngine>,
+    src_len: usize,
+    new_tokens: usize,
+    repeats: usize,
+) -> Result<Vec<f64>, JsError> {
+    let engine = engine.try_borrow().map_err(|_| busy())?;
+    let mut seconds = Vec::new();
+    for i in 0..=repeats {
+        let s = with_engine!(&*engine, e => e.time_generation(src_len, new_tokens).await)
+            .map_err(js_error)?;
+        if i > 0 {
+            seconds.push(s);
+        }
+    }
+    Ok(seconds)
 }
 
 async fn run(

@@ -67,17 +67,11 @@ pub fn read_file(task: &Task, path: &Path) -> Result<Vec<Record>> {
         (Some(layout), true) => {
             let wanted: Vec<&str> = layout.columns.iter().map(|(_, c)| c.as_str()).collect();
             // CoLA's train/dev files have no header line; its test file has one.
-            let header_line = data::read(path)?
-                .lines()
-                .next()
-                .map(|l| {
-                    l.trim_start_matches('\u{feff}')
-                        .split('\t')
-                        .map(str::trim)
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+            let header_line: Vec<String> = first_line(path)?
+                .trim_start_matches('\u{feff}')
+                .split('\t')
+                .map(|c| c.trim().to_string())
+                .collect();
             let has_header = wanted.iter().all(|c| header_line.iter().any(|h| h == c))
                 || fields_present(task, &header_line);
             let header = if has_header {
@@ -96,6 +90,23 @@ pub fn read_file(task: &Task, path: &Path) -> Result<Vec<Record>> {
             }
         }
     }
+}
+
+/// The first line of a text file, without reading the rest (GLUE's TSVs reach tens of MB).
+fn first_line(path: &Path) -> Result<String> {
+    use std::io::BufRead;
+    if !path.is_file() {
+        return Err(Error::MissingFiles(format!(
+            "{}: data file not found",
+            path.display()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// Every field the task reads.

@@ -90,7 +90,7 @@ impl Job for BenchJob {
                     "impl": "ours",
                     "backend": backend,
                     "workload": "generate",
-                    "size": if args.model.is_some() { "checkpoint" } else { size_name(args.size) },
+                    "size": if args.model.is_some() { "checkpoint".to_string() } else { size_name(args.size) },
                     "batch": batch,
                     "beams": beams,
                     "new_tokens": args.new_tokens,
@@ -140,14 +140,12 @@ fn random_config(args: &BenchArgs) -> Result<T5Config> {
     Ok(config)
 }
 
-fn size_name(size: BenchSize) -> &'static str {
-    match size {
-        BenchSize::Tiny => "tiny",
-        BenchSize::Small => "small",
-        BenchSize::Base => "base",
-        BenchSize::Large => "large",
-        BenchSize::ThreeB => "3b",
-    }
+/// The name `--size` takes (`tiny`, ..., `3b`).
+fn size_name(size: BenchSize) -> String {
+    clap::ValueEnum::to_possible_value(&size)
+        .expect("every size has a name")
+        .get_name()
+        .to_string()
 }
 
 /// Times training steps (forward, backward, AdamW) on a random model of `--size`.
