@@ -12,6 +12,7 @@ pub mod generation;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod io;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod tasks;

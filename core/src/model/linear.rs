@@ -1,15 +1,25 @@
 //! Linear layers applied to `[batch, seq, d]` activations as one `[batch·seq, d]` matrix
 //! product: the CPU backend then runs a single large GEMM instead of one per batch row against a
-//! broadcast weight, and the weight's gradient needs no per-row partial products.
+//! broadcast weight, and the weight's gradient needs no per-row partial products. With few rows
+//! (decoding) the CPU backend uses the bandwidth-bound kernel of [`crate::kernels`].
 
 use burn::nn::Linear;
 use burn::prelude::*;
+
+use crate::kernels::small_rows_matmul;
 
 /// # Shapes
 /// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
 pub fn project<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, s, d] = x.dims();
-    let y = layer.forward(x.reshape([b * s, d]));
+    let x = x.reshape([b * s, d]);
+    let y = match small_rows_matmul(&x, &layer.weight.val()) {
+        Some(y) => match &layer.bias {
+            Some(bias) => y + bias.val().unsqueeze(),
+            None => y,
+        },
+        None => layer.forward(x),
+    };
     let n = y.dims()[1];
     y.reshape([b, s, n])
 }

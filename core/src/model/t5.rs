@@ -5,12 +5,14 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::cache::{DecoderCache, KeyValue};
+use super::linear::project;
 use super::loss::{cross_entropy, IGNORE_INDEX};
 use super::stack::{Stack, MASK_VALUE};
 use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
+use crate::kernels::small_rows_matmul;
 
 /// The encoder-decoder with its language-model head.
 #[derive(Module, Debug)]
@@ -154,19 +156,18 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
     /// - hidden: `[batch, tgt, d_model]` -> `[batch, tgt, vocab]`
     pub fn lm_logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => project(head, hidden),
             None => {
                 // Tied embeddings: HF rescales by d_model^-0.5 before the shared projection.
                 let [b, t, d] = hidden.dims();
                 let hidden = hidden.reshape([b * t, d]) * (d as f64).powf(-0.5);
-                // `W h^T` keeps the [vocab, d_model] table in its stored layout; transposing it
-                // instead would copy the whole table on every call.
-                let logits = self
-                    .shared
-                    .weight
-                    .val()
-                    .matmul(hidden.transpose())
-                    .transpose();
+                let table = self.shared.weight.val();
+                let logits = match small_rows_matmul(&hidden, &table.clone().transpose()) {
+                    Some(logits) => logits,
+                    // `W h^T` keeps the [vocab, d_model] table in its stored layout; transposing
+                    // it instead would copy the whole table on every call.
+                    None => table.matmul(hidden.transpose()).transpose(),
+                };
                 logits.reshape([b, t, self.config.vocab_size])
             }
         }
