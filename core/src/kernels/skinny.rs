@@ -22,7 +22,8 @@ const ROW_GROUP: usize = 8;
 /// Rows of `w` streamed together in `x · W`, so each output tile is loaded and stored once per
 /// `KROWS` rows.
 const KROWS: usize = 8;
-const PREFETCH: bool = true;
+/// How far ahead, in table rows, `x · Eᵀ` prefetches.
+const PF_ROWS: usize = 8;
 /// Widest column block of a task in `x · W` (32 KB per row; its partial sums stay in cache).
 const BLOCK_COLS: usize = 8192;
 /// Table rows per parallel task in `x · Eᵀ` (~0.5 MB of a 512-wide table).
@@ -349,10 +350,10 @@ unsafe fn xw_strip<S: Simd, const M: usize, const KB: usize>(
             }
             for i in 0..KB {
                 let row = wp.add((kk + i) * n + c);
-                // The same columns of the next strip's rows: their addresses are far apart
-                // (stride n), which the hardware prefetcher does not follow on its own.
-                if PREFETCH && kk + KB + i < k {
-                    let ahead = wp.add((kk + KB + i) * n + c) as *const i8;
+                // The same columns two strips ahead: rows are `n` apart, and the hardware
+                // prefetchers stop at 4 KB pages, which halves the streaming rate of cold weights.
+                if kk + 2 * KB + i < k {
+                    let ahead = wp.add((kk + 2 * KB + i) * n + c) as *const i8;
                     _mm_prefetch::<_MM_HINT_T0>(ahead);
                     if S::LANES * 8 > 64 {
                         _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
@@ -401,6 +402,16 @@ unsafe fn xet_rows_generic<S: Simd>(
         let xs = &x[r0 * k..(r0 + rows) * k];
         for v in v0..v1 {
             let erow = &e[v * k..(v + 1) * k];
+            // Software prefetch of a row ahead: hardware prefetchers stop at 4 KB pages and
+            // restart slowly, which halves the streaming rate of cold weights.
+            if v + PF_ROWS < v1 {
+                let ahead = e[(v + PF_ROWS) * k..].as_ptr() as *const i8;
+                let mut b = 0;
+                while b < k * 4 {
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.add(b)) };
+                    b += 64;
+                }
+            }
             let sums = unsafe {
                 match rows {
                     1 => xet_dots::<S, 1>(xs, erow, k),
