@@ -244,7 +244,10 @@ Latest run: {datetime.date.today().isoformat()}, `{cmd}`
   including the libraries it loads) is per configuration. Ratios are ours / PyTorch: speed above
   1× means we are faster, memory below 1× that we use less.
 
-{chr(10).join(body)}"""
+{chr(10).join(body)}
+Where the time goes, what limits each ratio and what was tried: `docs/PERFORMANCE.md`. On a GPU
+(`--backend wgpu --reference-device cuda`): `docs/BENCHMARKS-gpu.md`.
+"""
         with open(args.write, "w") as f:
             f.write(doc)
 
