@@ -62,8 +62,8 @@ fn forward_matches_hf<B: Backend>(device: &B::Device) {
         let diff = max_abs_diff(&logits, &want);
         assert!(diff <= TOL, "{name}: logits differ by {diff}");
 
-        // One row at a time: the decoder then has few rows (≤ 16), which the CPU backend
-        // computes with the hand-written kernels of `t5_core::kernels` instead of its GEMM.
+        // One row at a time too: with few rows the CPU backend computes the projections with the
+        // hand-written kernels of `t5_core::kernels` (decoding's shapes) instead of its GEMM.
         let rows = want_shape[0];
         let per_row = want.len() / rows;
         for r in 0..rows {
