@@ -67,7 +67,7 @@ fn forward_matches_hf<B: Backend>(device: &B::Device) {
         let rows = want_shape[0];
         let per_row = want.len() / rows;
         for r in 0..rows {
-            let one = |t: &Tensor<B, 2, Int>| t.clone().slice([r..r + 1]);
+            let one = |t: &Tensor<B, 2, Int>| t.clone().slice(r..r + 1);
             let out = model.forward_with_labels(one(&ids), one(&mask), one(&labels), 0.0, None);
             let (logits, _) = floats(out.logits);
             let diff = max_abs_diff(&logits, &want[r * per_row..(r + 1) * per_row]);
