@@ -41,7 +41,7 @@ pub fn rms_norm<B: Backend>(
 
 #[cfg(all(feature = "cpu", target_arch = "x86_64"))]
 mod flex {
-    use std::any::Any;
+    use std::any::{Any, TypeId};
 
     use burn::prelude::*;
     use burn::tensor::{DType, TensorData, TensorPrimitive};
@@ -51,6 +51,10 @@ mod flex {
 
     /// The backend's tensor as a Flex tensor, when the backend is Flex.
     fn as_flex<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
+        // A type check first, so other backends (autodiff in training) pay no clone.
+        if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>() {
+            return None;
+        }
         let prim: Box<dyn Any> = Box::new(t.clone().into_primitive().tensor());
         prim.downcast::<FlexTensor>().ok().map(|b| *b)
     }
