@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fused;
 pub mod generation;
 #[cfg(feature = "hub")]
 pub mod hub;

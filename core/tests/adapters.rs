@@ -11,7 +11,6 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use common::*;
 use t5_core::adapter::{
     load_adapter, named_tensors, save_adapter, AdapterSet, Adapters, NamedTensor,
@@ -94,7 +93,7 @@ fn check_logits<B: Backend>(logits: Tensor<B, 3>, loss: f32, g: &Golden, what: &
     close(loss, g.f64("loss") as f32, &format!("{what}: loss"));
 }
 
-fn forward_and_grads_match<B: AutodiffBackend>(device: &B::Device) {
+fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device) {
     for (case, base) in CASES {
         let g = json(adapters_dir().join(case).join("golden.json"));
         let mut dir = ModelDir::open(model_dir(base)).unwrap();
@@ -189,7 +188,7 @@ fn forward_and_grads_match<B: AutodiffBackend>(device: &B::Device) {
     }
 }
 
-fn greedy_matches<B: Backend>(device: &B::Device) {
+fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     for (case, base) in CASES {
         let g = json(adapters_dir().join(case).join("golden.json"));
         let dir = ModelDir::open(model_dir(base)).unwrap();
@@ -212,7 +211,7 @@ fn greedy_matches<B: Backend>(device: &B::Device) {
 
 /// One batch whose rows use different tasks equals HF's per-row results, in a forward pass and in
 /// `generate`.
-fn mixed_batch_matches<B: Backend>(device: &B::Device) {
+fn mixed_batch_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     let g = json(adapters_dir().join("seed-v1_0/golden_mixed.json"));
     let dir = ModelDir::open(model_dir("t5-v1_0")).unwrap();
     let model = dir.load_model::<B>(device).unwrap();

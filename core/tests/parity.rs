@@ -34,7 +34,7 @@ fn load<B: Backend>(
 }
 
 /// Encoder states, logits, decoder inputs and both losses, for every fixture model.
-fn forward_matches_hf<B: Backend>(device: &B::Device) {
+fn forward_matches_hf<B: t5_core::fused::FusedOps>(device: &B::Device) {
     for name in MODELS {
         let (_, model, g) = load::<B>(name, device);
         let ids = tensor2::<B>(&g.ints("input_ids"), device);
@@ -112,7 +112,7 @@ fn gen_config(dir: &ModelDir, params: &serde_json::Value) -> GenerationConfig {
 }
 
 /// Greedy and beam search ids, batched with padding and one input at a time.
-fn generation_matches_hf<B: Backend>(device: &B::Device) {
+fn generation_matches_hf<B: t5_core::fused::FusedOps>(device: &B::Device) {
     for name in MODELS {
         let (dir, model, g) = load::<B>(name, device);
         let eos = dir.config.eos_token_id as i64;

@@ -8,7 +8,7 @@ use crate::cli::BackendArg;
 /// A job that can run on any backend.
 pub trait Job {
     type Output;
-    fn run<B: burn::prelude::Backend>(
+    fn run<B: t5_core::fused::FusedOps>(
         self,
         device: B::Device,
         backend_name: &str,

@@ -26,7 +26,7 @@ pub struct Output {
     pub ids: Vec<u32>,
 }
 
-impl<B: Backend> Engine<B> {
+impl<B: t5_core::fused::FusedOps> Engine<B> {
     /// From the bytes of `config.json`, `model.safetensors` and `tokenizer.json`.
     pub fn load(
         config_json: &[u8],

@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use super::config::BottleneckConfig;
 use crate::config::Activation;
+use crate::fused::{self, FusedOps};
 use crate::model::feed_forward::activate;
 use crate::model::linear::project;
 
@@ -25,15 +26,13 @@ impl<B: Backend> AdapterLayerNorm<B> {
             eps: 1e-5,
         }
     }
+}
 
+impl<B: FusedOps> AdapterLayerNorm<B> {
     /// # Shapes
     /// - x: `[batch, seq, d]` -> `[batch, seq, d]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mean = x.clone().mean_dim(2);
-        let centered = x - mean;
-        let var = centered.clone().powi_scalar(2).mean_dim(2);
-        let normed = centered * (var + self.eps).sqrt().recip();
-        normed * self.weight.val().unsqueeze::<3>() + self.bias.val().unsqueeze::<3>()
+        fused::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 
@@ -102,7 +101,9 @@ impl<B: Backend> Bottleneck<B> {
             dropout: DropoutConfig::new(config.dropout).init(),
         }
     }
+}
 
+impl<B: FusedOps> Bottleneck<B> {
     /// Combines the sublayer input `x` and output `h` (before T5's residual dropout) into the
     /// sublayer's adapted output, by `config`'s rules (see [`BottleneckConfig`]).
     ///

@@ -2,6 +2,8 @@
 
 use burn::prelude::*;
 
+use crate::fused::FusedOps;
+
 use super::bottleneck::{AdapterNorms, Bottleneck};
 use super::config::BottleneckConfig;
 use crate::config::{Activation, T5Config};
@@ -257,7 +259,9 @@ impl<'a, B: Backend> Adapters<'a, B> {
             routing: self.routing.repeat_rows(k),
         }
     }
+}
 
+impl<B: FusedOps> Adapters<'_, B> {
     /// The output of the sublayer at `position` from its input `x` and raw output `h`.
     ///
     /// # Shapes

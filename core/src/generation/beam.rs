@@ -4,6 +4,8 @@
 //! The bookkeeping runs on the host; the model runs on the backend.
 
 use burn::prelude::*;
+
+use crate::fused::FusedOps;
 use burn::tensor::activation::log_softmax;
 
 use super::{to_host, EarlyStopping, GenerationConfig};
@@ -39,7 +41,7 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 ///
 /// # Shapes
 /// - ids, mask: `[batch, src]`
-pub async fn beam_search<B: Backend>(
+pub async fn beam_search<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,

@@ -2,6 +2,8 @@
 
 use burn::prelude::*;
 
+use crate::fused::FusedOps;
+
 use super::GenerationConfig;
 use crate::adapter::Adapters;
 use crate::model::T5ForConditionalGeneration;
@@ -11,7 +13,7 @@ use crate::model::T5ForConditionalGeneration;
 ///
 /// # Shapes
 /// - ids, mask: `[batch, src]`
-pub async fn greedy<B: Backend>(
+pub async fn greedy<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Int>,

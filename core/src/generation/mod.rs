@@ -5,6 +5,8 @@ mod beam;
 mod greedy;
 
 use burn::prelude::*;
+
+use crate::fused::FusedOps;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapters, Routing};
@@ -94,7 +96,7 @@ pub fn pad_batch<B: Backend>(
 ///
 /// Blocks on the tensor reads; in the browser on WebGPU, where nothing may block, use
 /// [`generate_async`] (on the CPU backend this works everywhere).
-pub fn generate<B: Backend>(
+pub fn generate<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     inputs: &[Vec<u32>],
     config: &GenerationConfig,
@@ -111,7 +113,7 @@ pub fn generate<B: Backend>(
 }
 
 /// [`generate`], awaiting each read of the chosen tokens instead of blocking.
-pub async fn generate_async<B: Backend>(
+pub async fn generate_async<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     inputs: &[Vec<u32>],
     config: &GenerationConfig,

@@ -4,13 +4,14 @@
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::Distribution;
 
 use super::linear::project;
 use super::relative_bias::RelativeAttentionBias;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
+use crate::fused::{self, AttentionMask, FusedOps};
 
 /// Projections `q`, `k`, `v`, `o` and, in the first block of a stack, the position-bias table.
 #[derive(Module, Debug)]
@@ -108,49 +109,52 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    /// Splits the last dimension into heads.
+    /// Keys and values of `states` (computed once per input for cross-attention), heads packed
+    /// in the last dimension.
     ///
     /// # Shapes
-    /// - x: `[batch, seq, num_heads * d_kv]` -> `[batch, num_heads, seq, d_kv]`
-    fn split_heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
-        let [b, s, _] = x.dims();
-        x.reshape([b, s, self.num_heads, self.d_kv]).swap_dims(1, 2)
+    /// - states: `[batch, seq, d_model]` -> two `[batch, seq, num_heads * d_kv]`
+    pub fn project_kv(&self, states: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        (project(&self.k, states.clone()), project(&self.v, states))
     }
+}
 
-    /// Keys and values of `states` (computed once per input for cross-attention).
-    ///
-    /// # Shapes
-    /// - states: `[batch, seq, d_model]` -> two `[batch, num_heads, seq, d_kv]`
-    pub fn project_kv(&self, states: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        (
-            self.split_heads(project(&self.k, states.clone())),
-            self.split_heads(project(&self.v, states)),
-        )
-    }
-
+impl<B: FusedOps> Attention<B> {
     /// Attends from `hidden` to precomputed keys and values.
     ///
     /// # Shapes
     /// - hidden: `[batch, q_len, d_model]`
-    /// - key, value: `[batch, num_heads, k_len, d_kv]`
-    /// - bias: additive position bias and masks, broadcastable to `[batch, num_heads, q_len, k_len]`
+    /// - key, value: `[batch, k_len, num_heads * d_kv]`
+    /// - mask: position bias and padding (see [`AttentionMask`]; its dropout is set here)
     /// - output: `[batch, q_len, d_model]`
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
-        key: Tensor<B, 4>,
-        value: Tensor<B, 4>,
-        bias: Tensor<B, 4>,
+        key: Tensor<B, 3>,
+        value: Tensor<B, 3>,
+        mut mask: AttentionMask<B>,
     ) -> Tensor<B, 3> {
-        let [b, q_len, _] = hidden.dims();
-        let query = self.split_heads(project(&self.q, hidden));
-        let scores = query.matmul(key.swap_dims(2, 3)) + bias;
-        let weights = self.dropout.forward(softmax(scores, 3));
-        let out =
-            weights
-                .matmul(value)
-                .swap_dims(1, 2)
-                .reshape([b, q_len, self.num_heads * self.d_kv]);
+        let query = project(&self.q, hidden);
+        mask.dropout = self.dropout_multipliers(&query, &key);
+        let out = fused::attention(query, key, value, mask, self.num_heads);
         project(&self.o, out)
+    }
+
+    /// The dropout on the attention weights as multipliers (0 or `1 / (1 - p)`), when training
+    /// with a non-zero rate (as burn's `Dropout`: only when autodiff is on).
+    fn dropout_multipliers(
+        &self,
+        query: &Tensor<B, 3>,
+        key: &Tensor<B, 3>,
+    ) -> Option<Tensor<B, 4>> {
+        let p = self.dropout.prob;
+        if !B::ad_enabled(&query.device()) || p == 0.0 {
+            return None;
+        }
+        let [b, q_len, _] = query.dims();
+        let k_len = key.dims()[1];
+        let shape = [b, self.num_heads, q_len, k_len];
+        let keep = Tensor::<B, 4>::random(shape, Distribution::Bernoulli(1.0 - p), &query.device());
+        Some(keep * (1.0 / (1.0 - p)))
     }
 }

@@ -12,6 +12,7 @@ use crate::adapter::{set::position, Adapters, Sublayer};
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
+use crate::fused::{AttentionMask, FusedOps};
 
 /// HF `T5LayerSelfAttention`: `x + dropout(SelfAttention(layer_norm(x)))`.
 #[derive(Module, Debug)]
@@ -73,7 +74,7 @@ fn load_norm<B: Backend>(
 }
 
 /// `x + dropout(h)`, or the adapted combination when an adapter sits at `position`.
-fn residual<B: Backend>(
+fn residual<B: FusedOps>(
     x: Tensor<B, 3>,
     h: Tensor<B, 3>,
     dropout: &Dropout,
@@ -85,16 +86,17 @@ fn residual<B: Backend>(
     }
 }
 
-impl<B: Backend> LayerSelfAttention<B> {
+impl<B: FusedOps> LayerSelfAttention<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
-    /// - bias: `[batch or 1, heads or 1, seq, k_len]` (position bias plus masks)
+    /// - mask: position bias `[1, heads, seq, k_len]` (with the causal mask in the decoder) and
+    ///   padding `[batch, k_len]`
     /// - past: keys/values of earlier positions when decoding incrementally
     /// - output: `[batch, seq, d_model]` and the keys/values including this step
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        bias: Tensor<B, 4>,
+        mask: AttentionMask<B>,
         past: Option<KeyValue<B>>,
         adapters: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
@@ -102,40 +104,44 @@ impl<B: Backend> LayerSelfAttention<B> {
         let (key, value) = self.self_attention.project_kv(normed.clone());
         let kv = match past {
             Some(past) => KeyValue {
-                key: Tensor::cat(vec![past.key, key], 2),
-                value: Tensor::cat(vec![past.value, value], 2),
+                key: Tensor::cat(vec![past.key, key], 1),
+                value: Tensor::cat(vec![past.value, value], 1),
             },
             None => KeyValue { key, value },
         };
         let h = self
             .self_attention
-            .forward(normed, kv.key.clone(), kv.value.clone(), bias);
+            .forward(normed, kv.key.clone(), kv.value.clone(), mask);
         (residual(x, h, &self.dropout, adapters), kv)
     }
 }
 
-impl<B: Backend> LayerCrossAttention<B> {
+impl<B: FusedOps> LayerCrossAttention<B> {
     /// # Shapes
     /// - x: `[batch, tgt, d_model]`; encoder: keys/values of the encoder output
-    /// - bias: encoder padding mask `[batch, 1, 1, src]`
+    /// - padding: additive encoder padding mask `[batch, src]`
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         encoder: &KeyValue<B>,
-        bias: Tensor<B, 4>,
+        padding: Tensor<B, 2>,
     ) -> Tensor<B, 3> {
         let normed = self.layer_norm.forward(x.clone());
+        let mask = AttentionMask {
+            padding: Some(padding),
+            ..Default::default()
+        };
         let h = self.enc_dec_attention.forward(
             normed,
             encoder.key.clone(),
             encoder.value.clone(),
-            bias,
+            mask,
         );
         x + self.dropout.forward(h)
     }
 }
 
-impl<B: Backend> LayerFF<B> {
+impl<B: FusedOps> LayerFF<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
     pub fn forward(
@@ -223,27 +229,30 @@ impl<B: Backend> Block<B> {
             feed_forward,
         })
     }
+}
 
+impl<B: FusedOps> Block<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
-    /// - self_bias: `[batch or 1, heads, seq, k_len]`
-    /// - cross: encoder keys/values of this layer and the cross-attention mask (decoder only)
+    /// - self_mask: position bias `[1, heads, seq, k_len]` and padding `[batch, k_len]`
+    /// - cross: encoder keys/values of this layer and the encoder padding `[batch, src]`
+    ///   (decoder only)
     /// - adapters: the adapters and this block's layer number (see [`crate::adapter::set::position`])
     /// - output: `[batch, seq, d_model]` and this layer's self-attention keys/values
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        self_bias: Tensor<B, 4>,
+        self_mask: AttentionMask<B>,
         past: Option<KeyValue<B>>,
-        cross: Option<(&KeyValue<B>, Tensor<B, 4>)>,
+        cross: Option<(&KeyValue<B>, Tensor<B, 2>)>,
         adapters: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
         let at = |sub| adapters.map(|(a, layer)| (a, position(layer, sub)));
         let (mut x, kv) =
             self.self_attention
-                .forward(x, self_bias, past, at(Sublayer::SelfAttention));
-        if let (Some(layer), Some((encoder, bias))) = (&self.cross_attention, cross) {
-            x = layer.forward(x, encoder, bias);
+                .forward(x, self_mask, past, at(Sublayer::SelfAttention));
+        if let (Some(layer), Some((encoder, padding))) = (&self.cross_attention, cross) {
+            x = layer.forward(x, encoder, padding);
         }
         (self.feed_forward.forward(x, at(Sublayer::FeedForward)), kv)
     }

@@ -3,11 +3,11 @@
 
 use burn::prelude::*;
 
-/// Keys and values of one attention, `[batch, num_heads, seq, d_kv]` each.
+/// Keys and values of one attention, `[batch, seq, num_heads * d_kv]` each.
 #[derive(Clone, Debug)]
 pub struct KeyValue<B: Backend> {
-    pub key: Tensor<B, 4>,
-    pub value: Tensor<B, 4>,
+    pub key: Tensor<B, 3>,
+    pub value: Tensor<B, 3>,
 }
 
 impl<B: Backend> KeyValue<B> {
@@ -27,8 +27,8 @@ pub struct DecoderCache<B: Backend> {
     pub self_attention: Vec<Option<KeyValue<B>>>,
     /// Per decoder layer.
     pub cross_attention: Vec<KeyValue<B>>,
-    /// Additive encoder padding mask for cross-attention, `[batch, 1, 1, src_len]`.
-    pub cross_bias: Tensor<B, 4>,
+    /// Additive encoder padding mask for cross-attention, `[batch, src_len]`.
+    pub cross_bias: Tensor<B, 2>,
     /// Number of decoder positions already processed.
     pub len: usize,
 }

@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use crate::checkpoint::Weights;
 use crate::error::Result;
-use crate::kernels::rms_norm;
+use crate::fused::{self, FusedOps};
 
 /// RMS layer norm with a learned scale, `weight * x / sqrt(mean(x^2) + eps)`.
 #[derive(Module, Debug)]
@@ -39,16 +39,12 @@ impl<B: Backend> LayerNorm<B> {
             variance_epsilon: eps,
         })
     }
+}
 
+impl<B: FusedOps> LayerNorm<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        if let Some(y) = rms_norm(&x, &self.weight.val(), self.variance_epsilon) {
-            return y;
-        }
-        // The compute type is f32, so the variance is in f32 as HF requires.
-        let variance = x.clone().powi_scalar(2).mean_dim(2);
-        let x = x * (variance + self.variance_epsilon).sqrt().recip();
-        x * self.weight.val().unsqueeze::<3>()
+        fused::rms_norm(x, self.weight.val(), self.variance_epsilon)
     }
 }

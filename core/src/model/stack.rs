@@ -11,6 +11,7 @@ use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
+use crate::fused::{AttentionMask, FusedOps};
 
 /// Additive mask value, as HF's `torch.finfo(float32).min`.
 pub const MASK_VALUE: f32 = f32::MIN;
@@ -86,7 +87,9 @@ impl<B: Backend> Stack<B> {
             is_decoder,
         })
     }
+}
 
+impl<B: FusedOps> Stack<B> {
     /// Position bias of block 0 for queries at `offset..offset+q_len` over `k_len` keys, plus the
     /// causal mask in the decoder.
     ///
@@ -121,20 +124,24 @@ impl<B: Backend> Stack<B> {
     ///
     /// # Shapes
     /// - embeds: `[batch, seq, d_model]`
-    /// - mask_bias: `[batch, 1, 1, seq]` additive padding mask
+    /// - padding: `[batch, seq]` additive padding mask
     /// - output: `[batch, seq, d_model]`
     pub fn forward_encoder(
         &self,
         embeds: Tensor<B, 3>,
-        mask_bias: Tensor<B, 4>,
+        padding: Tensor<B, 2>,
         adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
         let seq = embeds.dims()[1];
-        let bias = self.position_bias(seq, seq, 0) + mask_bias;
+        let mask = AttentionMask {
+            bias: Some(self.position_bias(seq, seq, 0)),
+            padding: Some(padding),
+            dropout: None,
+        };
         let mut x = self.dropout.forward(embeds);
         for (i, block) in self.block.iter().enumerate() {
             x = block
-                .forward(x, bias.clone(), None, None, adapters.map(|a| (a, i)))
+                .forward(x, mask.clone(), None, None, adapters.map(|a| (a, i)))
                 .0;
         }
         self.dropout.forward(self.final_layer_norm.forward(x))
@@ -145,21 +152,24 @@ impl<B: Backend> Stack<B> {
     ///
     /// # Shapes
     /// - embeds: `[batch, tgt, d_model]`
-    /// - cross: per layer, `[batch, heads, src, d_kv]` keys and values
-    /// - cross_bias: `[batch, 1, 1, src]`
+    /// - cross: per layer, `[batch, src, heads * d_kv]` keys and values
+    /// - cross_padding: `[batch, src]` additive padding mask
     /// - adapters: the adapters and the layer number of this stack's first block
     /// - output: `[batch, tgt, d_model]`
     pub fn forward_decoder(
         &self,
         embeds: Tensor<B, 3>,
         cross: &[KeyValue<B>],
-        cross_bias: Tensor<B, 4>,
+        cross_padding: Tensor<B, 2>,
         past: &mut [Option<KeyValue<B>>],
         offset: usize,
         adapters: Option<(&Adapters<B>, usize)>,
     ) -> Tensor<B, 3> {
         let tgt = embeds.dims()[1];
-        let bias = self.position_bias(tgt, offset + tgt, offset);
+        let mask = AttentionMask {
+            bias: Some(self.position_bias(tgt, offset + tgt, offset)),
+            ..Default::default()
+        };
         let mut x = self.dropout.forward(embeds);
         for (i, ((block, encoder), slot)) in self
             .block
@@ -171,9 +181,9 @@ impl<B: Backend> Stack<B> {
             let at = adapters.map(|(a, first_layer)| (a, first_layer + i));
             let (y, kv) = block.forward(
                 x,
-                bias.clone(),
+                mask.clone(),
                 slot.take(),
-                Some((encoder, cross_bias.clone())),
+                Some((encoder, cross_padding.clone())),
                 at,
             );
             *slot = Some(kv);

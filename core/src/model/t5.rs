@@ -12,6 +12,7 @@ use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
+use crate::fused::FusedOps;
 use crate::kernels::small_rows_matmul;
 
 /// The encoder-decoder with its language-model head.
@@ -115,23 +116,9 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
     /// The additive padding mask: 0 where `attention_mask` is 1, a very negative value where 0.
     ///
     /// # Shapes
-    /// - attention_mask: `[batch, seq]` -> `[batch, 1, 1, seq]`
-    pub fn mask_bias(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
-        let pad = attention_mask.equal_elem(0).float();
-        (pad * MASK_VALUE).unsqueeze_dims(&[1, 2])
-    }
-
-    /// # Shapes
-    /// - input_ids, attention_mask: `[batch, src]` -> `[batch, src, d_model]`
-    pub fn encode(
-        &self,
-        input_ids: Tensor<B, 2, Int>,
-        attention_mask: Tensor<B, 2, Int>,
-        adapters: Option<&Adapters<B>>,
-    ) -> Tensor<B, 3> {
-        let embeds = self.shared.forward(input_ids);
-        self.encoder
-            .forward_encoder(embeds, Self::mask_bias(attention_mask), adapters)
+    /// - attention_mask: `[batch, seq]` -> `[batch, seq]`
+    pub fn mask_bias(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        attention_mask.equal_elem(0).float() * MASK_VALUE
     }
 
     /// Cross-attention keys/values of every decoder layer, computed once per input.
@@ -171,6 +158,42 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
                 logits.reshape([b, t, self.config.vocab_size])
             }
         }
+    }
+
+    /// HF `_shift_right`: prepend `decoder_start_token_id`, drop the last label, and replace
+    /// `-100` with the pad id.
+    ///
+    /// # Shapes
+    /// - labels: `[batch, tgt]` -> `[batch, tgt]`
+    pub fn shift_right(&self, labels: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+        let [b, t] = labels.dims();
+        let start = Tensor::<B, 2, Int>::full(
+            [b, 1],
+            self.config.decoder_start_token_id() as i64,
+            &labels.device(),
+        );
+        let shifted = if t > 1 {
+            Tensor::cat(vec![start, labels.slice([0..b, 0..t - 1])], 1)
+        } else {
+            start
+        };
+        let ignored = shifted.clone().equal_elem(IGNORE_INDEX);
+        shifted.mask_fill(ignored, self.config.pad_token_id as i64)
+    }
+}
+
+impl<B: FusedOps> T5ForConditionalGeneration<B> {
+    /// # Shapes
+    /// - input_ids, attention_mask: `[batch, src]` -> `[batch, src, d_model]`
+    pub fn encode(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        adapters: Option<&Adapters<B>>,
+    ) -> Tensor<B, 3> {
+        let embeds = self.shared.forward(input_ids);
+        self.encoder
+            .forward_encoder(embeds, Self::mask_bias(attention_mask), adapters)
     }
 
     /// Teacher-forced decoder states for a whole target sequence.
@@ -229,27 +252,6 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         let logits = self.forward(input_ids, attention_mask, decoder_input_ids, adapters);
         let loss = cross_entropy(logits.clone(), labels, label_smoothing);
         Seq2SeqOutput { logits, loss }
-    }
-
-    /// HF `_shift_right`: prepend `decoder_start_token_id`, drop the last label, and replace
-    /// `-100` with the pad id.
-    ///
-    /// # Shapes
-    /// - labels: `[batch, tgt]` -> `[batch, tgt]`
-    pub fn shift_right(&self, labels: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
-        let [b, t] = labels.dims();
-        let start = Tensor::<B, 2, Int>::full(
-            [b, 1],
-            self.config.decoder_start_token_id() as i64,
-            &labels.device(),
-        );
-        let shifted = if t > 1 {
-            Tensor::cat(vec![start, labels.slice([0..b, 0..t - 1])], 1)
-        } else {
-            start
-        };
-        let ignored = shifted.clone().equal_elem(IGNORE_INDEX);
-        shifted.mask_fill(ignored, self.config.pad_token_id as i64)
     }
 
     /// Runs the encoder and prepares the cache for incremental decoding.

@@ -25,6 +25,7 @@ use crate::checkpoint::{save_pretrained, ModelDir};
 use crate::config::T5Config;
 use crate::data::{read_records, Record};
 use crate::error::{Error, Result};
+use crate::fused::{FusedAutodiff, FusedOps};
 use crate::generation::{generate, GenerationConfig};
 use crate::model::{FreezeOptions, T5ForConditionalGeneration};
 use crate::tasks::{self, Role, Task};
@@ -232,7 +233,7 @@ fn checkpoints(output_dir: &Path) -> Vec<(usize, PathBuf)> {
     found
 }
 
-struct Training<B: AutodiffBackend> {
+struct Training<B: FusedAutodiff> {
     model: T5ForConditionalGeneration<B>,
     set: AdapterSet<B>,
     model_optim: GroupedAdamW<T5ForConditionalGeneration<B>, B>,
@@ -241,7 +242,7 @@ struct Training<B: AutodiffBackend> {
     backbone_trains: bool,
 }
 
-impl<B: AutodiffBackend> Training<B> {
+impl<B: FusedAutodiff> Training<B> {
     fn save(&self, dir: &Path, state: &TrainerState, config: &T5Config) -> Result<()> {
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -332,7 +333,7 @@ fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
 
 /// Generated texts for the validation (or test) rows of one task, through its adapter when the
 /// run trains adapters.
-pub fn predict<B: Backend>(
+pub fn predict<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     set: &AdapterSet<B>,
     config: &RunConfig,
@@ -365,7 +366,7 @@ pub fn predict<B: Backend>(
 
 /// Scores generated predictions on the validation (or test) split of every evaluation task;
 /// keys are `<task>_<metric>` plus `average_metrics`.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     set: &AdapterSet<B>,
     config: &RunConfig,
@@ -405,7 +406,7 @@ pub fn evaluate<B: Backend>(
 }
 
 /// Runs the whole job of `config` on `device`.
-pub fn run<B: AutodiffBackend>(
+pub fn run<B: FusedAutodiff>(
     config: &RunConfig,
     device: B::Device,
     obs: &mut dyn Observer,

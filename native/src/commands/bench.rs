@@ -15,7 +15,6 @@ use crate::cli::{BenchArgs, BenchSize, Workload};
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
 use t5_core::adapter::{AdapterSet, Adapters, BottleneckConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
 
@@ -51,7 +50,11 @@ pub fn peak_rss_mb() -> f64 {
 impl Job for BenchJob {
     type Output = Vec<serde_json::Value>;
 
-    fn run<B: Backend>(self, device: B::Device, backend: &str) -> Result<Self::Output> {
+    fn run<B: t5_core::fused::FusedOps>(
+        self,
+        device: B::Device,
+        backend: &str,
+    ) -> Result<Self::Output> {
         if self.0.workload != Workload::Generate {
             return train_bench::<Autodiff<B>>(self.0, device, backend);
         }
@@ -149,7 +152,7 @@ fn size_name(size: BenchSize) -> String {
 }
 
 /// Times training steps (forward, backward, AdamW) on a random model of `--size`.
-fn train_bench<B: AutodiffBackend>(
+fn train_bench<B: t5_core::fused::FusedAutodiff>(
     args: BenchArgs,
     device: B::Device,
     backend: &str,

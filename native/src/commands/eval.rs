@@ -86,7 +86,7 @@ struct EvalJob(Setup);
 
 impl Job for EvalJob {
     type Output = std::collections::BTreeMap<String, f64>;
-    fn run<B: Backend>(self, device: B::Device, _: &str) -> Result<Self::Output> {
+    fn run<B: t5_core::fused::FusedOps>(self, device: B::Device, _: &str) -> Result<Self::Output> {
         let (model, set, tok, data) = load::<B>(&self.0, &device)?;
         Ok(evaluate(
             &model,
@@ -114,7 +114,7 @@ struct PredictJob(Setup, String);
 
 impl Job for PredictJob {
     type Output = Vec<serde_json::Value>;
-    fn run<B: Backend>(self, device: B::Device, _: &str) -> Result<Self::Output> {
+    fn run<B: t5_core::fused::FusedOps>(self, device: B::Device, _: &str) -> Result<Self::Output> {
         let (model, set, tok, data) = load::<B>(&self.0, &device)?;
         let Some(td) = data.iter().find(|d| d.task.name() == self.1) else {
             bail!(

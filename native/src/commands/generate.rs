@@ -3,7 +3,6 @@
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use burn::prelude::*;
 use std::path::PathBuf;
 
 use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
@@ -100,7 +99,11 @@ struct GenerateJob {
 impl Job for GenerateJob {
     type Output = Vec<Vec<u32>>;
 
-    fn run<B: Backend>(self, device: B::Device, _backend: &str) -> Result<Self::Output> {
+    fn run<B: t5_core::fused::FusedOps>(
+        self,
+        device: B::Device,
+        _backend: &str,
+    ) -> Result<Self::Output> {
         let model = self.dir.load_model::<B>(&device)?;
         let mut set = AdapterSet::default();
         for dir in &self.adapters {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use burn::backend::Autodiff;
-use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use t5_core::backend::BackendKind;
 use t5_core::train::trainer::{self, Observer, RunSummary};
@@ -55,7 +54,11 @@ struct TrainJob {
 impl Job for TrainJob {
     type Output = RunSummary;
 
-    fn run<B: Backend>(self, device: B::Device, _backend: &str) -> Result<RunSummary> {
+    fn run<B: t5_core::fused::FusedOps>(
+        self,
+        device: B::Device,
+        _backend: &str,
+    ) -> Result<RunSummary> {
         let mut obs = Progress {
             bar: None,
             stop: self.stop,
