@@ -1,12 +1,20 @@
-//! Hand-written CPU kernels where the CPU backend is slow for decoding (few-row matrix products,
-//! and RMS norm in one pass instead of seven operations), plugged in under the generic model
-//! code: [`small_rows_matmul`] and [`rms_norm`] take the fast path when the backend is burn's
-//! Flex (not wrapped in autodiff), on x86-64, with f32 operands (and, for the matrix products,
-//! AVX2/FMA or AVX-512); everything else (wgpu, training, other CPUs, wasm) keeps the backend's
-//! own operations.
+//! Hand-written CPU kernels on plain `f32` slices:
+//! - the fused operations of [`crate::fused`] on the CPU backend, forward and backward
+//!   ([`norm`], [`attention`], [`cross_entropy`]), in training and inference, on every target;
+//! - few-row matrix products for decoding ([`skinny`], x86-64 with AVX2/FMA or AVX-512), which
+//!   [`small_rows_matmul`] plugs in under the linear layers and the LM head when the backend is
+//!   burn's Flex without autodiff (other backends and training keep the backend's matmul).
 
+#[cfg(feature = "cpu")]
+pub mod attention;
+#[cfg(feature = "cpu")]
+pub mod cross_entropy;
+#[cfg(feature = "cpu")]
+pub mod norm;
 #[cfg(all(feature = "cpu", target_arch = "x86_64"))]
 pub mod skinny;
+#[cfg(feature = "cpu")]
+pub(crate) mod vector;
 
 use burn::prelude::*;
 
@@ -18,23 +26,6 @@ pub fn small_rows_matmul<B: Backend>(x: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Opti
     #[allow(unreachable_code)]
     {
         let _ = (x, w);
-        None
-    }
-}
-
-/// T5's RMS layer norm, `weight * x / sqrt(mean(x²) + eps)` over the last dimension, in one pass
-/// on the CPU backend (seven tensor operations otherwise); `None` means: use the generic
-/// operations (other backends, and training, whose autodiff needs them).
-pub fn rms_norm<B: Backend>(
-    x: &Tensor<B, 3>,
-    weight: &Tensor<B, 1>,
-    eps: f64,
-) -> Option<Tensor<B, 3>> {
-    #[cfg(all(feature = "cpu", target_arch = "x86_64"))]
-    return flex::rms_norm(x, weight, eps);
-    #[allow(unreachable_code)]
-    {
-        let _ = (x, weight, eps);
         None
     }
 }
@@ -94,30 +85,5 @@ mod flex {
             return None;
         };
         Some(from_flex(FlexTensor::from_data(TensorData::new(y, [m, n]))))
-    }
-
-    pub(super) fn rms_norm<B: Backend>(
-        x: &Tensor<B, 3>,
-        weight: &Tensor<B, 1>,
-        eps: f64,
-    ) -> Option<Tensor<B, 3>> {
-        let dims = x.dims();
-        let d = dims[2];
-        let (xf, wf) = (as_flex(x)?, as_flex(weight)?);
-        if xf.dtype() != DType::F32 || wf.dtype() != DType::F32 || d == 0 {
-            return None;
-        }
-        let (xs, ws) = (xf.as_slice::<f32>()?, wf.as_slice::<f32>()?);
-        let mut y = vec![0.0f32; xs.len()];
-        for (row, out) in xs.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            // Same order of operations as the generic path: mean of squares in f32, then
-            // `x * (1 / sqrt(var + eps)) * w`.
-            let var = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            let scale = 1.0 / (var + eps as f32).sqrt();
-            for ((o, v), w) in out.iter_mut().zip(row).zip(ws) {
-                *o = v * scale * w;
-            }
-        }
-        Some(from_flex(FlexTensor::from_data(TensorData::new(y, dims))))
     }
 }
