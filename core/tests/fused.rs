@@ -252,6 +252,52 @@ fn cross_entropy_matches<B: FusedAutodiff>(device: &B::Device) {
     }
 }
 
+/// The fused AdamW update equals burn's `AdamW` over several steps (first step without moments,
+/// weight decay on).
+fn adamw_matches<B: FusedAutodiff>(device: &B::Device) {
+    use burn::module::Param;
+    use burn::optim::adaptor::OptimizerAdaptor;
+    use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+    use t5_core::train::optim::FusedAdamW;
+
+    B::seed(device, 5);
+    // Explicit tensors: a lazily initialized parameter would draw new values in each clone.
+    let start = burn::nn::Linear::<B> {
+        weight: Param::from_tensor(Tensor::from_inner(random([37, 11], device))),
+        bias: Some(Param::from_tensor(Tensor::from_inner(random([11], device)))),
+    };
+    let (mut ours, mut theirs) = (start.clone(), start);
+    let mut ours_opt = OptimizerAdaptor::<_, _, B>::from(FusedAdamW {
+        beta_1: 0.9,
+        beta_2: 0.98,
+        epsilon: 1e-6,
+        weight_decay: 0.01,
+    });
+    let mut theirs_opt = AdamWConfig::new()
+        .with_beta_2(0.98)
+        .with_epsilon(1e-6)
+        .with_weight_decay(0.01)
+        .init::<B, burn::nn::Linear<B>>();
+    for _ in 0..4 {
+        let x = Tensor::<B, 2>::from_inner(random([5, 37], device));
+        let g = ours.forward(x.clone()).powi_scalar(2).sum().backward();
+        ours = ours_opt.step(3e-2, ours.clone(), GradientsParams::from_grads(g, &ours));
+        let g = theirs.forward(x).powi_scalar(2).sum().backward();
+        theirs = theirs_opt.step(
+            3e-2,
+            theirs.clone(),
+            GradientsParams::from_grads(g, &theirs),
+        );
+    }
+    assert_close(
+        ours.weight.val().inner(),
+        theirs.weight.val().inner(),
+        "adamw weight",
+    );
+    let bias = |l: &burn::nn::Linear<B>| l.bias.as_ref().unwrap().val().inner();
+    assert_close(bias(&ours), bias(&theirs), "adamw bias");
+}
+
 /// Without autodiff (inference) the forward alone runs; it equals the composed operations too.
 fn inference_matches<B: FusedOps>(device: &B::Device) {
     B::seed(device, 4);
@@ -291,6 +337,10 @@ mod cpu {
         cross_entropy_matches::<B>(&Default::default());
     }
     #[test]
+    fn adamw() {
+        adamw_matches::<B>(&Default::default());
+    }
+    #[test]
     fn inference() {
         inference_matches::<t5_core::backend::Cpu>(&Default::default());
     }
@@ -311,6 +361,10 @@ mod wgpu {
     #[test]
     fn cross_entropy() {
         cross_entropy_matches::<B>(&Default::default());
+    }
+    #[test]
+    fn adamw() {
+        adamw_matches::<B>(&Default::default());
     }
     #[test]
     fn inference() {

@@ -4,6 +4,7 @@ pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod memory;
 
 use std::process::ExitCode;
 

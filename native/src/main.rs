@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
+    native::memory::keep_freed_memory();
     native::logging::init();
     native::run(native::cli::Cli::parse())
 }

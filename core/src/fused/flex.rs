@@ -6,8 +6,8 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{reference, AttentionGrads, FusedOps, MaskPrimitives, Needs};
-use crate::kernels::{attention, cross_entropy, norm};
+use super::{reference, AdamWStep, AttentionGrads, FusedOps, MaskPrimitives, Needs};
+use crate::kernels::{adamw, attention, cross_entropy, norm};
 
 /// The tensor with its elements in one contiguous run starting at its first (a copy only when
 /// it is a view).
@@ -26,6 +26,24 @@ fn values(t: &FlexTensor) -> &[f32] {
 
 fn new_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape.into()))
+}
+
+/// A tensor this code may write into: the same one when it owns a dense buffer of exactly its
+/// elements, else a contiguous copy.
+fn writable(t: FlexTensor) -> FlexTensor {
+    let n = t.shape().num_elements();
+    let whole = t.as_slice::<f32>().is_some_and(|s| s.len() == n) && t.bytes().len() == n * 4;
+    if t.is_unique() && whole {
+        t
+    } else {
+        new_tensor(values(&dense(&t)).to_vec(), t.shape())
+    }
+}
+
+/// The elements of a tensor made by [`writable`].
+fn values_mut(t: &mut FlexTensor) -> &mut [f32] {
+    t.try_storage_mut::<f32>()
+        .expect("made unique by `writable`")
 }
 
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
@@ -301,28 +319,59 @@ impl FusedOps for Flex {
         let lse = dense(&lse);
         // The logits' own buffer when nothing else holds it: one `[n, vocab]` buffer for the
         // logits and their gradient.
-        let mut z = dense(&logits);
-        drop(logits);
+        let mut z = writable(logits);
         let labels = labels_i64(&labels);
-        let shape = z.shape();
-        match z.try_storage_mut::<f32>() {
-            Some(data) if data.len() == shape.num_elements() => {
-                cross_entropy::backward(data, vocab, &labels, values(&lse), smoothing as f32, g);
-                z
-            }
-            _ => {
-                let mut data = values(&z).to_vec();
-                cross_entropy::backward(
-                    &mut data,
-                    vocab,
-                    &labels,
-                    values(&lse),
-                    smoothing as f32,
-                    g,
-                );
-                new_tensor(data, shape)
-            }
+        cross_entropy::backward(
+            values_mut(&mut z),
+            vocab,
+            &labels,
+            values(&lse),
+            smoothing as f32,
+            g,
+        );
+        z
+    }
+
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<[FloatTensor<Self>; 2]>,
+        s: AdamWStep,
+    ) -> [FloatTensor<Self>; 3] {
+        let moments_f32 = moments.as_ref().is_none_or(|[m, v]| all_f32(&[m, v]));
+        if !all_f32(&[&param, &grad]) || !moments_f32 {
+            return reference::adamw_step::<Self>(param, grad, moments, s);
         }
+        let shape = param.shape();
+        let n = shape.num_elements();
+        let grad = dense(&grad);
+        let mut p = writable(param);
+        let [mut m, mut v] = match moments {
+            Some([m, v]) => [writable(m), writable(v)],
+            None => [
+                new_tensor(vec![0f32; n], shape.clone()),
+                new_tensor(vec![0f32; n], shape),
+            ],
+        };
+        let t = s.time as i32;
+        let decay = s.lr * s.weight_decay as f64;
+        let constants = adamw::Constants {
+            lr: s.lr as f32,
+            beta_1: s.beta_1,
+            beta_2: s.beta_2,
+            epsilon: s.epsilon,
+            bias_1: 1f32 - s.beta_1.powi(t),
+            bias_2: 1f32 - s.beta_2.powi(t),
+            keep: (decay != 0.0).then_some((1.0 - decay) as f32),
+        };
+        adamw::step(
+            values_mut(&mut p),
+            values(&grad),
+            values_mut(&mut m),
+            values_mut(&mut v),
+            constants,
+        );
+        [p, m, v]
     }
 }
 

@@ -139,6 +139,18 @@ pub trait FusedOps: Backend {
         reference::cross_entropy_backward::<Self>(logits, labels, lse, smoothing, grad)
     }
 
+    /// One AdamW update of a parameter from its gradient (`moments`: none on the first step):
+    /// `[param, moment_1, moment_2]`, with burn's `AdamW` arithmetic. The inputs are consumed: a
+    /// backend may update them in place.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<[FloatTensor<Self>; 2]>,
+        step: AdamWStep,
+    ) -> [FloatTensor<Self>; 3] {
+        reference::adamw_step::<Self>(param, grad, moments, step)
+    }
+
     // What the model calls. Backends without autodiff run the forward alone; `Autodiff<B>`
     // overrides these to record one graph node each.
 
@@ -176,6 +188,18 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self> {
         Self::cross_entropy_forward(logits, labels, smoothing).0
     }
+}
+
+/// The constants of one AdamW update.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWStep {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    /// The step number, from 1.
+    pub time: usize,
 }
 
 /// [`AttentionMask`] as the backend's tensors.

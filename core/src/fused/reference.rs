@@ -5,8 +5,9 @@
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{Shape, TensorMetadata};
 
-use super::{float, tensor, AttentionGrads, AttentionMask, MaskPrimitives, Needs};
+use super::{float, tensor, AdamWStep, AttentionGrads, AttentionMask, MaskPrimitives, Needs};
 use crate::model::IGNORE_INDEX;
 
 /// T5's RMS norm, composed.
@@ -300,4 +301,43 @@ pub(super) fn cross_entropy_backward<B: Backend>(
     let target = safe.one_hot::<2>(vocab).float() * (1.0 - smoothing);
     let scale = (keep / count * tensor::<B, 1>(grad)).reshape([n, 1]);
     float((probs - target - smoothing / vocab as f64) * scale)
+}
+
+/// burn's `AdamW` step, operation for operation.
+pub(super) fn adamw_step<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moments: Option<[FloatTensor<B>; 2]>,
+    s: AdamWStep,
+) -> [FloatTensor<B>; 3] {
+    let shape = param.shape();
+    // Elementwise throughout: work on flat views whatever the rank.
+    let flat =
+        |t: FloatTensor<B>| tensor::<B, 1>(B::float_reshape(t, Shape::new([shape.num_elements()])));
+    let back = |t: Tensor<B, 1>| B::float_reshape(float(t), shape.clone());
+    let grad = flat(grad);
+    let (f1, f2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    let (m, v) = match moments {
+        Some([m, v]) => (
+            flat(m)
+                .mul_scalar(s.beta_1)
+                .add(grad.clone().mul_scalar(f1)),
+            flat(v)
+                .mul_scalar(s.beta_2)
+                .add(grad.square().mul_scalar(f2)),
+        ),
+        None => (grad.clone().mul_scalar(f1), grad.square().mul_scalar(f2)),
+    };
+    let t = s.time as i32;
+    let m_hat = m.clone().div_scalar(1f32 - s.beta_1.powi(t));
+    let v_hat = v.clone().div_scalar(1f32 - s.beta_2.powi(t));
+    let delta = m_hat.div(v_hat.sqrt().add_scalar(s.epsilon));
+    let decay = s.lr * s.weight_decay as f64;
+    let param = flat(param);
+    let param = if decay == 0.0 {
+        param
+    } else {
+        param.mul_scalar(1.0 - decay)
+    };
+    [back(param - delta.mul_scalar(s.lr)), back(m), back(v)]
 }

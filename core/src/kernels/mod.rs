@@ -1,10 +1,13 @@
 //! Hand-written CPU kernels on plain `f32` slices:
 //! - the fused operations of [`crate::fused`] on the CPU backend, forward and backward
-//!   ([`norm`], [`attention`], [`cross_entropy`]), in training and inference, on every target;
+//!   ([`norm`], [`attention`], [`cross_entropy`]) and the optimizer's update ([`adamw`]), in
+//!   training and inference, on every target;
 //! - few-row matrix products for decoding ([`skinny`], x86-64 with AVX2/FMA or AVX-512), which
 //!   [`small_rows_matmul`] plugs in under the linear layers and the LM head when the backend is
 //!   burn's Flex without autodiff (other backends and training keep the backend's matmul).
 
+#[cfg(feature = "cpu")]
+pub mod adamw;
 #[cfg(feature = "cpu")]
 pub mod attention;
 #[cfg(feature = "cpu")]

@@ -3,25 +3,83 @@
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{
+    AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, Optimizer, SimpleOptimizer,
+};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::TensorPrimitive;
 
-/// Two AdamW instances over one module: with and without weight decay.
-pub struct GroupedAdamW<M: AutodiffModule<B>, B: AutodiffBackend> {
-    decay: OptimizerAdaptor<AdamW, M, B>,
-    no_decay: OptimizerAdaptor<AdamW, M, B>,
+use crate::fused::{AdamWStep, FusedOps};
+
+/// burn's `AdamW` (same arithmetic, same saved state) as one fused update per parameter
+/// ([`FusedOps::adamw_step`]) instead of a dozen tensor operations with an allocation each.
+#[derive(Clone, Copy, Debug)]
+pub struct FusedAdamW {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupedAdamW<M, B> {
+impl<B: FusedOps> SimpleOptimizer<B> for FusedAdamW {
+    type State<const D: usize> = AdamWState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let prim = |t: Tensor<B, D>| t.into_primitive().tensor();
+        let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
+        let moments = state.map(|s| [prim(s.momentum.moment_1), prim(s.momentum.moment_2)]);
+        let step = AdamWStep {
+            lr,
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
+            time,
+        };
+        let [p, m, v] = B::adamw_step(prim(tensor), prim(grad), moments, step);
+        let t = |x| Tensor::from_primitive(TensorPrimitive::Float(x));
+        let momentum = AdaptiveMomentumState::new(time, t(m), t(v));
+        (t(p), Some(AdamWState::new(momentum)))
+    }
+
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        state.momentum = state.momentum.to_device(device);
+        state
+    }
+}
+
+/// Two AdamW instances over one module: with and without weight decay.
+pub struct GroupedAdamW<M: AutodiffModule<B>, B: AutodiffBackend>
+where
+    B::InnerBackend: FusedOps,
+{
+    decay: OptimizerAdaptor<FusedAdamW, M, B>,
+    no_decay: OptimizerAdaptor<FusedAdamW, M, B>,
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupedAdamW<M, B>
+where
+    B::InnerBackend: FusedOps,
+{
     pub fn new(weight_decay: f64, beta1: f64, beta2: f64, epsilon: f64) -> Self {
-        let base = AdamWConfig::new()
-            .with_beta_1(beta1 as f32)
-            .with_beta_2(beta2 as f32)
-            .with_epsilon(epsilon as f32);
+        let with_decay = |weight_decay: f32| {
+            OptimizerAdaptor::from(FusedAdamW {
+                beta_1: beta1 as f32,
+                beta_2: beta2 as f32,
+                epsilon: epsilon as f32,
+                weight_decay,
+            })
+        };
         Self {
-            decay: base.clone().with_weight_decay(weight_decay as f32).init(),
-            no_decay: base.with_weight_decay(0.0).init(),
+            decay: with_decay(weight_decay as f32),
+            no_decay: with_decay(0.0),
         }
     }
 
@@ -38,15 +96,16 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupedAdamW<M, B> {
     }
 
     pub fn load_records(&mut self, decay: OptimRecord<M, B>, no_decay: OptimRecord<M, B>) {
-        let d = std::mem::replace(&mut self.decay, AdamWConfig::new().init());
-        self.decay = d.load_record(decay);
-        let n = std::mem::replace(&mut self.no_decay, AdamWConfig::new().init());
-        self.no_decay = n.load_record(no_decay);
+        let (d, n) = (*self.decay.optim(), *self.no_decay.optim());
+        let old = std::mem::replace(&mut self.decay, OptimizerAdaptor::from(d));
+        self.decay = old.load_record(decay);
+        let old = std::mem::replace(&mut self.no_decay, OptimizerAdaptor::from(n));
+        self.no_decay = old.load_record(no_decay);
     }
 }
 
-/// The saved state of one AdamW over module `M`.
-pub type OptimRecord<M, B> = <OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record;
+/// The saved state of one AdamW over module `M` (the record of burn's `AdamW`).
+pub type OptimRecord<M, B> = <OptimizerAdaptor<FusedAdamW, M, B> as Optimizer<M, B>>::Record;
 
 /// Splits gradients into (matrices, vectors): weight decay applies to the first only.
 fn split_by_rank<B: AutodiffBackend, M: AutodiffModule<B>>(

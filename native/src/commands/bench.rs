@@ -14,9 +14,11 @@ use crate::backend::{run_on, Job};
 use crate::cli::{BenchArgs, BenchSize, Workload};
 use burn::backend::Autodiff;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer};
 use t5_core::adapter::{AdapterSet, Adapters, BottleneckConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
+use t5_core::train::optim::FusedAdamW;
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.repeats == 0 {
@@ -184,8 +186,15 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
         );
         set.insert(TaskAdapter::init("task", c, &config, &device)?);
     }
-    let mut model_optim = AdamWConfig::new().init::<B, T5ForConditionalGeneration<B>>();
-    let mut set_optim = AdamWConfig::new().init::<B, AdapterSet<B>>();
+    // burn's AdamW defaults (as benches/reference_train.py), through the trainer's fused update.
+    let adamw = FusedAdamW {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-5,
+        weight_decay: 1e-4,
+    };
+    let mut model_optim = OptimizerAdaptor::<_, T5ForConditionalGeneration<B>, B>::from(adamw);
+    let mut set_optim = OptimizerAdaptor::<_, AdapterSet<B>, B>::from(adamw);
     let trainable = if adapters {
         set.num_params()
     } else {
