@@ -47,6 +47,46 @@ fn weighted_sum<B: Backend, const D: usize>(y: Tensor<B, D>, w: &Tensor<B, D>) -
     (y * w.clone()).sum()
 }
 
+fn linear_matches<B: FusedAutodiff>(device: &B::Device) {
+    B::seed(device, 6);
+    for (rows, d_in, d_out) in [(5, 3, 7), (1, 16, 1), (300, 64, 200)] {
+        let x = random::<B::InnerBackend, 2>([rows, d_in], device);
+        let w = random::<B::InnerBackend, 2>([d_in, d_out], device);
+        let b = random::<B::InnerBackend, 1>([d_out], device);
+        let up = Tensor::<B, 2>::from_inner(random([rows, d_out], device));
+        // With a bias, without, and with a frozen weight (no weight gradient, no saved input).
+        for (with_bias, frozen) in [(true, false), (false, false), (true, true)] {
+            let run = |fused_op: bool| {
+                let x = leaf::<B, 2>(&x);
+                let w = if frozen { Tensor::from_inner(w.clone()) } else { leaf::<B, 2>(&w) };
+                let b = with_bias.then(|| leaf::<B, 1>(&b));
+                let y = if fused_op {
+                    fused::linear(x.clone(), w.clone(), b.clone())
+                } else {
+                    let y = x.clone().matmul(w.clone());
+                    match &b {
+                        Some(b) => y + b.clone().unsqueeze(),
+                        None => y,
+                    }
+                };
+                let grads = weighted_sum(y.clone(), &up).backward();
+                let dw = w.grad(&grads);
+                (y.inner(), x.grad(&grads).unwrap(), dw, b.map(|b| b.grad(&grads).unwrap()))
+            };
+            let (ours, theirs) = (run(true), run(false));
+            assert_close(ours.0, theirs.0, "linear");
+            assert_close(ours.1, theirs.1, "linear dx");
+            assert_eq!(ours.2.is_some(), !frozen, "weight gradient only when it trains");
+            if let (Some(a), Some(b)) = (ours.2, theirs.2) {
+                assert_close(a, b, "linear dweight");
+            }
+            if let (Some(a), Some(b)) = (ours.3, theirs.3) {
+                assert_close(a, b, "linear dbias");
+            }
+        }
+    }
+}
+
 fn norms_match<B: FusedAutodiff>(device: &B::Device) {
     B::seed(device, 1);
     for shape in [[7, 13], [1, 1], [33, 64], [130, 50]] {
@@ -325,6 +365,10 @@ mod cpu {
     type B = Autodiff<t5_core::backend::Cpu>;
 
     #[test]
+    fn linear() {
+        linear_matches::<B>(&Default::default());
+    }
+    #[test]
     fn norms() {
         norms_match::<B>(&Default::default());
     }
@@ -350,6 +394,10 @@ mod wgpu {
     use super::*;
     type B = Autodiff<t5_core::backend::Wgpu>;
 
+    #[test]
+    fn linear() {
+        linear_matches::<B>(&Default::default());
+    }
     #[test]
     fn norms() {
         norms_match::<B>(&Default::default());

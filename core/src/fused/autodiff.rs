@@ -24,6 +24,52 @@ macro_rules! register {
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Linear;
+
+        impl<B: FusedOps> Backward<B, 3> for Linear {
+            /// The input (kept when the weight trains) and the weight (kept when the input needs
+            /// a gradient): a frozen layer keeps no activation.
+            type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [px, pw, pb] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight) = ops.state;
+                let needs = Needs([px.is_some(), pw.is_some(), pb.is_some()]);
+                let [dx, dw, db] = B::linear_backward(x, weight, grad, needs);
+                register!(grads, px, dx);
+                register!(grads, pw, dw);
+                register!(grads, pb, db);
+            }
+        }
+
+        let y = B::linear_forward(
+            x.primitive.clone(),
+            weight.primitive.clone(),
+            bias.as_ref().map(|b| b.primitive.clone()),
+        );
+        // A missing bias is a constant (a node that never requires a gradient).
+        let bias = bias.unwrap_or_else(|| Self::from_inner(y.clone()));
+        let (x_tracked, w_tracked) = (x.is_tracked(), weight.is_tracked());
+        match Linear
+            .prepare::<C>([x.node, weight.node, bias.node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (w_tracked.then_some(x.primitive), x_tracked.then_some(weight.primitive)),
+                y,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn fused_rms_norm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
 use super::{reference, AdamWStep, AttentionGrads, FusedOps, MaskPrimitives, Needs};
-use crate::kernels::{adamw, attention, cross_entropy, norm};
+use crate::kernels::{adamw, attention, cross_entropy, linear, norm};
 
 /// The tensor with its elements in one contiguous run starting at its first (a copy only when
 /// it is a view).
@@ -62,6 +62,42 @@ fn labels_i64(t: &IntTensor<Flex>) -> Vec<i64> {
 }
 
 impl FusedOps for Flex {
+    fn linear_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+        let bias_f32 = bias.as_ref().is_none_or(|b| all_f32(&[b]));
+        if !all_f32(&[&x, &weight]) || !bias_f32 {
+            return reference::linear_forward::<Self>(x, weight, bias);
+        }
+        let ([rows, d_in], [_, d_out]) = (dims2(&x), dims2(&weight));
+        let (x, w, b) = (dense(&x), dense(&weight), bias.as_ref().map(dense));
+        let y = linear::forward(values(&x), values(&w), b.as_ref().map(values), rows, d_in, d_out);
+        new_tensor(y, [rows, d_out])
+    }
+
+    fn linear_backward(
+        x: Option<FloatTensor<Self>>,
+        weight: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+        needs: Needs<3>,
+    ) -> [Option<FloatTensor<Self>>; 3] {
+        let f32s = [&x, &weight].iter().all(|t| t.as_ref().is_none_or(|t| all_f32(&[t])));
+        if !f32s || !all_f32(&[&grad]) {
+            return reference::linear_backward::<Self>(x, weight, grad, needs);
+        }
+        let [rows, d_out] = dims2(&grad);
+        let g = dense(&grad);
+        let [need_x, need_w, need_b] = needs.0;
+        let dx = weight.filter(|_| need_x).map(|w| {
+            let d_in = dims2(&w)[0];
+            new_tensor(linear::grad_input(values(&g), values(&dense(&w)), rows, d_in, d_out), [rows, d_in])
+        });
+        let dw = x.filter(|_| need_w).map(|x| {
+            let d_in = dims2(&x)[1];
+            new_tensor(linear::grad_weight(values(&dense(&x)), values(&g), rows, d_in, d_out), [d_in, d_out])
+        });
+        let db = need_b.then(|| new_tensor(linear::grad_bias(values(&g), d_out), [d_out]));
+        [dx, dw, db]
+    }
+
     fn rms_norm_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

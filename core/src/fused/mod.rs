@@ -1,5 +1,5 @@
 //! Fused operations with their own backward, plugged in under the generic model through burn's
-//! backend-extension pattern: T5's RMS norm, the adapters' LayerNorm, the attention core
+//! backend-extension pattern: linear layers, T5's RMS norm, the adapters' LayerNorm, the attention core
 //! (scores, position bias and mask, softmax, dropout, weighted values) and the label-smoothed
 //! cross-entropy over the vocabulary.
 //!
@@ -43,6 +43,26 @@ pub struct AttentionGrads<B: Backend> {
 /// The fused operations a backend provides. Shapes are those of the functions of this module;
 /// every method has a composed default ([`reference`]).
 pub trait FusedOps: Backend {
+    /// `x · weight + bias` for `x: [rows, d_in]`, `weight: [d_in, d_out]`, `bias: [d_out]`.
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        reference::linear_forward::<Self>(x, weight, bias)
+    }
+
+    /// Gradients of [`Self::linear_forward`] for `x` (needs `weight`), `weight` (needs `x`) and
+    /// `bias`.
+    fn linear_backward(
+        x: Option<FloatTensor<Self>>,
+        weight: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+        needs: Needs<3>,
+    ) -> [Option<FloatTensor<Self>>; 3] {
+        reference::linear_backward::<Self>(x, weight, grad, needs)
+    }
+
     /// T5's RMS norm of `x: [rows, d]` with `weight: [d]`: `(y, rstd)`, `rstd: [rows]` the
     /// reciprocal root mean square of each row.
     fn rms_norm_forward(
@@ -154,6 +174,14 @@ pub trait FusedOps: Backend {
     // What the model calls. Backends without autodiff run the forward alone; `Autodiff<B>`
     // overrides these to record one graph node each.
 
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        Self::linear_forward(x, weight, bias)
+    }
+
     fn fused_rms_norm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -224,6 +252,18 @@ fn rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, 2>, [usize; D
     let d = dims[D - 1];
     let n = dims[..D - 1].iter().product();
     (x.reshape([n, d]), dims)
+}
+
+/// A linear layer, `x · weight + bias`.
+///
+/// # Shapes
+/// - x: `[rows, d_in]`; weight: `[d_in, d_out]`; bias: `[d_out]` -> `[rows, d_out]`
+pub fn linear<B: FusedOps>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    tensor(B::fused_linear(float(x), float(weight), bias.map(float)))
 }
 
 /// T5's RMS norm over the last dimension: `weight * x / sqrt(mean(x²) + eps)`, the variance in

@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::matmul::{matmul, Out, View};
 use super::vector::{exp, max, multiversion, sum_map, sum_zip};
 
 /// The sizes of one attention call.
@@ -37,71 +38,6 @@ pub struct Masks<'a> {
     pub padding: Option<&'a [f32]>,
     /// `[batch, heads, q_len, k_len]`.
     pub dropout: Option<&'a [f32]>,
-}
-
-/// A strided matrix view: element `(i, j)` at `data[i · row + j · col]`.
-#[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    row: isize,
-    col: isize,
-}
-
-impl View {
-    /// Rows `rows` × columns `cols` of `data` starting at `start`, checked to lie inside it.
-    fn new(data: &[f32], start: usize, rows: usize, cols: usize, row: usize, col: usize) -> Self {
-        assert!(rows == 0 || cols == 0 || start + (rows - 1) * row + (cols - 1) * col < data.len());
-        Self {
-            // SAFETY: `start` is in bounds (asserted above unless the view is empty).
-            ptr: unsafe { data.as_ptr().add(start.min(data.len())) },
-            row: row as isize,
-            col: col as isize,
-        }
-    }
-}
-
-/// `dst = lhs · rhs` (`m × k` times `k × n`), `dst` a row-major block of `data` with row stride
-/// `row` starting at `start`.
-fn matmul(
-    data: &mut [f32],
-    start: usize,
-    row: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: View,
-    rhs: View,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(start + (m - 1) * row + n <= data.len());
-    // SAFETY: the destination block lies inside `data` (asserted above), `lhs` and `rhs` were
-    // checked against their slices by `View::new` for these extents, and `data` is borrowed
-    // mutably, so it overlaps neither.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            data.as_mut_ptr().add(start),
-            1,
-            row as isize,
-            false,
-            lhs.ptr,
-            lhs.col,
-            lhs.row,
-            rhs.ptr,
-            rhs.col,
-            rhs.row,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// `(out, probs)`: `out: [batch, q_len, inner]`, `probs: [batch, heads, q_len, k_len]` the
@@ -147,7 +83,7 @@ fn forward_row(
         let p = h * n;
         let qv = View::new(q, q0 + h * d_kv, q_len, d_kv, inner, 1);
         let kt = View::new(k, k0 + h * d_kv, d_kv, k_len, 1, inner);
-        matmul(probs, p, k_len, q_len, k_len, d_kv, qv, kt);
+        matmul(Out { data: probs, start: p, row: k_len }, qv, kt, false);
         let bias = masks.bias.map(|(bias, per_batch)| {
             let start = (if per_batch { b * heads + h } else { h }) * n;
             &bias[start..start + n]
@@ -165,7 +101,7 @@ fn forward_row(
             _ => View::new(probs, p, q_len, k_len, k_len, 1),
         };
         let vv = View::new(v, k0 + h * d_kv, k_len, d_kv, inner, 1);
-        matmul(out, h * d_kv, inner, q_len, d_kv, k_len, w, vv);
+        matmul(Out { data: out, start: h * d_kv, row: inner }, w, vv, false);
     }
 }
 
@@ -288,7 +224,7 @@ fn backward_row(
                 }
                 _ => View::new(p, 0, k_len, q_len, 1, k_len),
             };
-            matmul(dv, h * d_kv, inner, k_len, d_kv, q_len, wt, dout);
+            matmul(Out { data: dv, start: h * d_kv, row: inner }, wt, dout, false);
         }
         if !need_scores {
             continue;
@@ -299,17 +235,17 @@ fn backward_row(
         };
         // dW = dO · Vᵀ, then through dropout and the softmax.
         let vt = View::new(v, k0 + h * d_kv, d_kv, k_len, 1, inner);
-        matmul(ds, 0, k_len, q_len, k_len, d_kv, dout, vt);
+        matmul(Out { data: ds, start: 0, row: k_len }, dout, vt, false);
         softmax_backward_rows(ds, p, keep, k_len);
         let ds_view = View::new(ds, 0, q_len, k_len, k_len, 1);
         if let Some(dq) = g.dq.as_deref_mut() {
             let kv = View::new(k, k0 + h * d_kv, k_len, d_kv, inner, 1);
-            matmul(dq, h * d_kv, inner, q_len, d_kv, k_len, ds_view, kv);
+            matmul(Out { data: dq, start: h * d_kv, row: inner }, ds_view, kv, false);
         }
         if let Some(dk) = g.dk.as_deref_mut() {
             let dst = View::new(ds, 0, k_len, q_len, 1, k_len);
             let qv = View::new(q, q0 + h * d_kv, q_len, d_kv, inner, 1);
-            matmul(dk, h * d_kv, inner, k_len, d_kv, q_len, dst, qv);
+            matmul(Out { data: dk, start: h * d_kv, row: inner }, dst, qv, false);
         }
     }
 }

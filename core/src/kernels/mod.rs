@@ -1,7 +1,8 @@
 //! Hand-written CPU kernels on plain `f32` slices:
 //! - the fused operations of [`crate::fused`] on the CPU backend, forward and backward
-//!   ([`norm`], [`attention`], [`cross_entropy`]) and the optimizer's update ([`adamw`]), in
-//!   training and inference, on every target;
+//!   ([`linear`], [`norm`], [`attention`], [`cross_entropy`]) and the optimizer's update
+//!   ([`adamw`]), in training and inference, on every target, over the strided products of
+//!   [`matmul`];
 //! - few-row matrix products for decoding ([`skinny`], x86-64 with AVX2/FMA or AVX-512), which
 //!   [`small_rows_matmul`] plugs in under the linear layers and the LM head when the backend is
 //!   burn's Flex without autodiff (other backends and training keep the backend's matmul).
@@ -12,6 +13,10 @@ pub mod adamw;
 pub mod attention;
 #[cfg(feature = "cpu")]
 pub mod cross_entropy;
+#[cfg(feature = "cpu")]
+pub mod linear;
+#[cfg(feature = "cpu")]
+pub mod matmul;
 #[cfg(feature = "cpu")]
 pub mod norm;
 #[cfg(all(feature = "cpu", target_arch = "x86_64"))]

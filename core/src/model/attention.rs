@@ -108,7 +108,9 @@ impl<B: Backend> Attention<B> {
             d_kv: c.d_kv,
         })
     }
+}
 
+impl<B: FusedOps> Attention<B> {
     /// Keys and values of `states` (computed once per input for cross-attention), heads packed
     /// in the last dimension.
     ///
@@ -117,9 +119,7 @@ impl<B: Backend> Attention<B> {
     pub fn project_kv(&self, states: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         (project(&self.k, states.clone()), project(&self.v, states))
     }
-}
 
-impl<B: FusedOps> Attention<B> {
     /// Attends from `hidden` to precomputed keys and values.
     ///
     /// # Shapes

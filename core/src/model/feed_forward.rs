@@ -11,6 +11,7 @@ use burn::tensor::activation;
 use crate::checkpoint::Weights;
 use crate::config::{Activation, T5Config};
 use crate::error::Result;
+use crate::fused::FusedOps;
 
 /// Applies an activation by HF's semantics.
 pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -97,6 +98,9 @@ impl<B: Backend> DenseActDense<B> {
         })
     }
 
+}
+
+impl<B: FusedOps> DenseActDense<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {

@@ -6,19 +6,21 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use crate::fused::{self, FusedOps};
 use crate::kernels::small_rows_matmul;
 
 /// # Shapes
 /// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
-pub fn project<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub fn project<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, s, d] = x.dims();
     let x = x.reshape([b * s, d]);
+    let bias = layer.bias.as_ref().map(|b| b.val());
     let y = match small_rows_matmul(&x, &layer.weight.val()) {
-        Some(y) => match &layer.bias {
-            Some(bias) => y + bias.val().unsqueeze(),
+        Some(y) => match bias {
+            Some(bias) => y + bias.unsqueeze(),
             None => y,
         },
-        None => layer.forward(x),
+        None => fused::linear(x, layer.weight.val(), bias),
     };
     let n = y.dims()[1];
     y.reshape([b, s, n])

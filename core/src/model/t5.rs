@@ -121,6 +121,29 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
         attention_mask.equal_elem(0).float() * MASK_VALUE
     }
 
+    /// HF `_shift_right`: prepend `decoder_start_token_id`, drop the last label, and replace
+    /// `-100` with the pad id.
+    ///
+    /// # Shapes
+    /// - labels: `[batch, tgt]` -> `[batch, tgt]`
+    pub fn shift_right(&self, labels: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+        let [b, t] = labels.dims();
+        let start = Tensor::<B, 2, Int>::full(
+            [b, 1],
+            self.config.decoder_start_token_id() as i64,
+            &labels.device(),
+        );
+        let shifted = if t > 1 {
+            Tensor::cat(vec![start, labels.slice([0..b, 0..t - 1])], 1)
+        } else {
+            start
+        };
+        let ignored = shifted.clone().equal_elem(IGNORE_INDEX);
+        shifted.mask_fill(ignored, self.config.pad_token_id as i64)
+    }
+}
+
+impl<B: FusedOps> T5ForConditionalGeneration<B> {
     /// Cross-attention keys/values of every decoder layer, computed once per input.
     pub fn cross_attention_kv(&self, encoder_hidden: &Tensor<B, 3>) -> Vec<KeyValue<B>> {
         self.decoder
@@ -151,38 +174,15 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
                 let table = self.shared.weight.val();
                 let logits = match small_rows_matmul(&hidden, &table.clone().transpose()) {
                     Some(logits) => logits,
-                    // `W h^T` keeps the [vocab, d_model] table in its stored layout; transposing
-                    // it instead would copy the whole table on every call.
-                    None => table.matmul(hidden.transpose()).transpose(),
+                    // `h Wᵀ` with the table's transpose as a strided view (no copy), so the
+                    // logits come out row-major: the loss reads them a row at a time.
+                    None => hidden.matmul(table.transpose()),
                 };
                 logits.reshape([b, t, self.config.vocab_size])
             }
         }
     }
 
-    /// HF `_shift_right`: prepend `decoder_start_token_id`, drop the last label, and replace
-    /// `-100` with the pad id.
-    ///
-    /// # Shapes
-    /// - labels: `[batch, tgt]` -> `[batch, tgt]`
-    pub fn shift_right(&self, labels: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
-        let [b, t] = labels.dims();
-        let start = Tensor::<B, 2, Int>::full(
-            [b, 1],
-            self.config.decoder_start_token_id() as i64,
-            &labels.device(),
-        );
-        let shifted = if t > 1 {
-            Tensor::cat(vec![start, labels.slice([0..b, 0..t - 1])], 1)
-        } else {
-            start
-        };
-        let ignored = shifted.clone().equal_elem(IGNORE_INDEX);
-        shifted.mask_fill(ignored, self.config.pad_token_id as i64)
-    }
-}
-
-impl<B: FusedOps> T5ForConditionalGeneration<B> {
     /// # Shapes
     /// - input_ids, attention_mask: `[batch, src]` -> `[batch, src, d_model]`
     pub fn encode(
