@@ -33,9 +33,9 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         struct Linear;
 
         impl<B: FusedOps> Backward<B, 3> for Linear {
-            /// The input (kept when the weight trains) and the weight (kept when the input needs
-            /// a gradient): a frozen layer keeps no activation.
-            type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+            /// The input (kept only when the weight trains: a frozen layer keeps no activation)
+            /// and the weight.
+            type State = (Option<FloatTensor<B>>, FloatTensor<B>);
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [px, pw, pb] = ops.parents;
@@ -56,16 +56,15 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         );
         // A missing bias is a constant (a node that never requires a gradient).
         let bias = bias.unwrap_or_else(|| Self::from_inner(y.clone()));
-        let (x_tracked, w_tracked) = (x.is_tracked(), weight.is_tracked());
+        let w_tracked = weight.is_tracked();
         match Linear
             .prepare::<C>([x.node, weight.node, bias.node])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(
-                (w_tracked.then_some(x.primitive), x_tracked.then_some(weight.primitive)),
-                y,
-            ),
+            OpsKind::Tracked(prep) => {
+                prep.finish((w_tracked.then_some(x.primitive), weight.primitive), y)
+            }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }

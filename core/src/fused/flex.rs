@@ -7,6 +7,7 @@ use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
 use super::{reference, AdamWStep, AttentionGrads, FusedOps, MaskPrimitives, Needs};
+use crate::kernels::matmul::View;
 use crate::kernels::{adamw, attention, cross_entropy, linear, norm};
 
 /// The tensor with its elements in one contiguous run starting at its first (a copy only when
@@ -17,6 +18,18 @@ fn dense(t: &FlexTensor) -> FlexTensor {
     } else {
         t.to_contiguous()
     }
+}
+
+/// A 2-D f32 tensor as a strided matrix over its storage (no copy).
+fn matrix(t: &FlexTensor) -> Option<View<'_>> {
+    let (shape, layout) = (t.shape(), t.layout());
+    let strides = layout.strides();
+    if t.dtype() != DType::F32 || shape.num_dims() != 2 || strides.iter().any(|&s| s < 0) {
+        return None;
+    }
+    let storage = t.storage::<f32>();
+    let (rows, cols) = (shape[0], shape[1]);
+    Some(View::new(storage, layout.start_offset(), rows, cols, strides[0] as usize, strides[1] as usize))
 }
 
 /// The elements of a tensor made by [`dense`].
@@ -64,37 +77,36 @@ fn labels_i64(t: &IntTensor<Flex>) -> Vec<i64> {
 impl FusedOps for Flex {
     fn linear_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
         let bias_f32 = bias.as_ref().is_none_or(|b| all_f32(&[b]));
-        if !all_f32(&[&x, &weight]) || !bias_f32 {
+        let (Some(xv), Some(wv), true) = (matrix(&x), matrix(&weight), bias_f32) else {
             return reference::linear_forward::<Self>(x, weight, bias);
-        }
-        let ([rows, d_in], [_, d_out]) = (dims2(&x), dims2(&weight));
-        let (x, w, b) = (dense(&x), dense(&weight), bias.as_ref().map(dense));
-        let y = linear::forward(values(&x), values(&w), b.as_ref().map(values), rows, d_in, d_out);
-        new_tensor(y, [rows, d_out])
+        };
+        let b = bias.as_ref().map(dense);
+        let y = linear::forward(xv, wv, b.as_ref().map(values));
+        new_tensor(y, [xv.shape().0, wv.shape().1])
     }
 
     fn linear_backward(
         x: Option<FloatTensor<Self>>,
-        weight: Option<FloatTensor<Self>>,
+        weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         needs: Needs<3>,
     ) -> [Option<FloatTensor<Self>>; 3] {
-        let f32s = [&x, &weight].iter().all(|t| t.as_ref().is_none_or(|t| all_f32(&[t])));
-        if !f32s || !all_f32(&[&grad]) {
+        let x_ok = x.as_ref().is_none_or(|x| matrix(x).is_some());
+        let (Some(wv), Some(g), true) = (matrix(&weight), matrix(&grad), x_ok) else {
             return reference::linear_backward::<Self>(x, weight, grad, needs);
-        }
-        let [rows, d_out] = dims2(&grad);
-        let g = dense(&grad);
+        };
         let [need_x, need_w, need_b] = needs.0;
-        let dx = weight.filter(|_| need_x).map(|w| {
-            let d_in = dims2(&w)[0];
-            new_tensor(linear::grad_input(values(&g), values(&dense(&w)), rows, d_in, d_out), [rows, d_in])
+        let ((rows, d_out), d_in) = (g.shape(), wv.shape().0);
+        let dx = need_x.then(|| new_tensor(linear::grad_input(g, wv), [rows, d_in]));
+        let dw = x.as_ref().and_then(matrix).filter(|_| need_w).map(|xv| {
+            // In the weight's own layout: a weight stored transposed gets its gradient so too.
+            if wv.is_column_major() {
+                new_tensor(linear::grad_weight(xv, g, true), [d_out, d_in]).transpose(0, 1)
+            } else {
+                new_tensor(linear::grad_weight(xv, g, false), [d_in, d_out])
+            }
         });
-        let dw = x.filter(|_| need_w).map(|x| {
-            let d_in = dims2(&x)[1];
-            new_tensor(linear::grad_weight(values(&dense(&x)), values(&g), rows, d_in, d_out), [d_in, d_out])
-        });
-        let db = need_b.then(|| new_tensor(linear::grad_bias(values(&g), d_out), [d_out]));
+        let db = need_b.then(|| new_tensor(linear::grad_bias(values(&dense(&grad)), d_out), [d_out]));
         [dx, dw, db]
     }
 

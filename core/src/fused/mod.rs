@@ -52,11 +52,11 @@ pub trait FusedOps: Backend {
         reference::linear_forward::<Self>(x, weight, bias)
     }
 
-    /// Gradients of [`Self::linear_forward`] for `x` (needs `weight`), `weight` (needs `x`) and
-    /// `bias`.
+    /// Gradients of [`Self::linear_forward`] for `x`, `weight` (needs `x`, kept only when the
+    /// weight trains) and `bias`. The weight's gradient has the weight's memory layout.
     fn linear_backward(
         x: Option<FloatTensor<Self>>,
-        weight: Option<FloatTensor<Self>>,
+        weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         needs: Needs<3>,
     ) -> [Option<FloatTensor<Self>>; 3] {

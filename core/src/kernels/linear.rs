@@ -1,17 +1,18 @@
-//! Linear layers on the CPU: `y = x · W + b` and its gradients as strided products (the
-//! transposes of the backward are strides, not copies).
+//! Linear layers on the CPU: `y = x · W + b` and its gradients as strided products. Operands are
+//! views, so a transposed weight (the tied LM head's `Eᵀ`) and the transposes of the backward
+//! are strides, not copies.
 
 use rayon::prelude::*;
 
 use super::matmul::{matmul, product, Out, View};
 
 /// `x: [rows, d_in]`, `w: [d_in, d_out]`, `bias: [d_out]` -> `[rows, d_out]`.
-pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, d_in: usize, d_out: usize) -> Vec<f32> {
-    let (x, w) = (View::rows(x, rows, d_in), View::rows(w, d_in, d_out));
+pub fn forward(x: View, w: View, bias: Option<&[f32]>) -> Vec<f32> {
     match bias {
         None => product(x, w),
         Some(bias) => {
             // The bias rows first, the product added onto them.
+            let (rows, d_out) = (x.shape().0, w.shape().1);
             let mut y: Vec<f32> = bias.iter().copied().cycle().take(rows * d_out).collect();
             matmul(Out::rows(&mut y, d_out), x, w, true);
             y
@@ -19,14 +20,19 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, d_in: us
     }
 }
 
-/// `dy · Wᵀ`: the input's gradient.
-pub fn grad_input(dy: &[f32], w: &[f32], rows: usize, d_in: usize, d_out: usize) -> Vec<f32> {
-    product(View::rows(dy, rows, d_out), View::rows(w, d_in, d_out).t())
+/// `dy · Wᵀ`: the input's gradient, `[rows, d_in]`.
+pub fn grad_input(dy: View, w: View) -> Vec<f32> {
+    product(dy, w.t())
 }
 
-/// `xᵀ · dy`: the weight's gradient.
-pub fn grad_weight(x: &[f32], dy: &[f32], rows: usize, d_in: usize, d_out: usize) -> Vec<f32> {
-    product(View::rows(x, rows, d_in).t(), View::rows(dy, rows, d_out))
+/// The weight's gradient `xᵀ · dy`, `[d_in, d_out]` row-major; or, with `transposed`, its
+/// transpose `dyᵀ · x` (`[d_out, d_in]` row-major: the layout of a weight stored transposed).
+pub fn grad_weight(x: View, dy: View, transposed: bool) -> Vec<f32> {
+    if transposed {
+        product(dy.t(), x)
+    } else {
+        product(x.t(), dy)
+    }
 }
 
 /// Column sums of `dy: [rows, d_out]`: the bias' gradient (rows added in a fixed order).

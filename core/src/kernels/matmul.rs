@@ -31,6 +31,16 @@ impl<'a> View<'a> {
         Self::new(data, 0, rows, cols, cols, 1)
     }
 
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Whether the columns, not the rows, are contiguous (a transposed row-major matrix).
+    pub fn is_column_major(&self) -> bool {
+        self.row == 1 && self.col != 1
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row: self.col, col: self.row, ..self }

@@ -12,7 +12,7 @@ use crate::adapter::Adapters;
 use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
-use crate::fused::FusedOps;
+use crate::fused::{self, FusedOps};
 use crate::kernels::small_rows_matmul;
 
 /// The encoder-decoder with its language-model head.
@@ -174,9 +174,9 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
                 let table = self.shared.weight.val();
                 let logits = match small_rows_matmul(&hidden, &table.clone().transpose()) {
                     Some(logits) => logits,
-                    // `h Wᵀ` with the table's transpose as a strided view (no copy), so the
-                    // logits come out row-major: the loss reads them a row at a time.
-                    None => hidden.matmul(table.transpose()),
+                    // `h Eᵀ` with the table's transpose as a strided view (no copy): the logits
+                    // come out row-major, and the table's gradient in the table's layout.
+                    None => fused::linear(hidden, table.transpose(), None),
                 };
                 logits.reshape([b, t, self.config.vocab_size])
             }
