@@ -53,14 +53,18 @@ fn linear_matches<B: FusedAutodiff>(device: &B::Device) {
         let x = random::<B::InnerBackend, 2>([rows, d_in], device);
         let w = random::<B::InnerBackend, 2>([d_in, d_out], device);
         // The same weight stored `[d_out, d_in]` (the tied LM head passes `Eᵀ`).
-        let w_t = Tensor::<B::InnerBackend, 2>::from_data(w.clone().transpose().into_data(), device);
+        let w_t =
+            Tensor::<B::InnerBackend, 2>::from_data(w.clone().transpose().into_data(), device);
         let b = random::<B::InnerBackend, 1>([d_out], device);
         let up = Tensor::<B, 2>::from_inner(random([rows, d_out], device));
         // With a bias, without, with a frozen weight (no weight gradient, no saved input), and
         // with a weight that is a transposed view.
-        for (with_bias, frozen, transposed) in
-            [(true, false, false), (false, false, false), (true, true, false), (false, false, true)]
-        {
+        for (with_bias, frozen, transposed) in [
+            (true, false, false),
+            (false, false, false),
+            (true, true, false),
+            (false, false, true),
+        ] {
             let run = |fused_op: bool| {
                 let x = leaf::<B, 2>(&x);
                 let stored = match (frozen, transposed) {
@@ -68,7 +72,11 @@ fn linear_matches<B: FusedAutodiff>(device: &B::Device) {
                     (false, false) => leaf::<B, 2>(&w),
                     (false, true) => leaf::<B, 2>(&w_t),
                 };
-                let w = if transposed { stored.clone().transpose() } else { stored.clone() };
+                let w = if transposed {
+                    stored.clone().transpose()
+                } else {
+                    stored.clone()
+                };
                 let b = with_bias.then(|| leaf::<B, 1>(&b));
                 let y = if fused_op {
                     fused::linear(x.clone(), w.clone(), b.clone())
@@ -81,12 +89,21 @@ fn linear_matches<B: FusedAutodiff>(device: &B::Device) {
                 };
                 let grads = weighted_sum(y.clone(), &up).backward();
                 let dw = stored.grad(&grads);
-                (y.inner(), x.grad(&grads).unwrap(), dw, b.map(|b| b.grad(&grads).unwrap()))
+                (
+                    y.inner(),
+                    x.grad(&grads).unwrap(),
+                    dw,
+                    b.map(|b| b.grad(&grads).unwrap()),
+                )
             };
             let (ours, theirs) = (run(true), run(false));
             assert_close(ours.0, theirs.0, "linear");
             assert_close(ours.1, theirs.1, "linear dx");
-            assert_eq!(ours.2.is_some(), !frozen, "weight gradient only when it trains");
+            assert_eq!(
+                ours.2.is_some(),
+                !frozen,
+                "weight gradient only when it trains"
+            );
             if let (Some(a), Some(b)) = (ours.2, theirs.2) {
                 assert_close(a, b, "linear dweight");
             }

@@ -24,6 +24,10 @@ macro_rules! register {
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn data_parallel_shards() -> usize {
+        B::data_parallel_shards()
+    }
+
     fn fused_linear(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -37,7 +41,12 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             /// and the weight.
             type State = (Option<FloatTensor<B>>, FloatTensor<B>);
 
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
                 let [px, pw, pb] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, weight) = ops.state;

@@ -29,7 +29,14 @@ fn matrix(t: &FlexTensor) -> Option<View<'_>> {
     }
     let storage = t.storage::<f32>();
     let (rows, cols) = (shape[0], shape[1]);
-    Some(View::new(storage, layout.start_offset(), rows, cols, strides[0] as usize, strides[1] as usize))
+    Some(View::new(
+        storage,
+        layout.start_offset(),
+        rows,
+        cols,
+        strides[0] as usize,
+        strides[1] as usize,
+    ))
 }
 
 /// The elements of a tensor made by [`dense`].
@@ -75,7 +82,15 @@ fn labels_i64(t: &IntTensor<Flex>) -> Vec<i64> {
 }
 
 impl FusedOps for Flex {
-    fn linear_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+    fn data_parallel_shards() -> usize {
+        rayon::current_num_threads()
+    }
+
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
         let bias_f32 = bias.as_ref().is_none_or(|b| all_f32(&[b]));
         let (Some(xv), Some(wv), true) = (matrix(&x), matrix(&weight), bias_f32) else {
             return reference::linear_forward::<Self>(x, weight, bias);
@@ -106,7 +121,8 @@ impl FusedOps for Flex {
                 new_tensor(linear::grad_weight(xv, g, false), [d_in, d_out])
             }
         });
-        let db = need_b.then(|| new_tensor(linear::grad_bias(values(&dense(&grad)), d_out), [d_out]));
+        let db =
+            need_b.then(|| new_tensor(linear::grad_bias(values(&dense(&grad)), d_out), [d_out]));
         [dx, dw, db]
     }
 

@@ -171,6 +171,13 @@ pub trait FusedOps: Backend {
         reference::adamw_step::<Self>(param, grad, moments, step)
     }
 
+    /// How many parts of a batch run best at the same time, each on its own thread: more than
+    /// one where the backend's own operations leave cores idle (the CPU backend, on small
+    /// models); one elsewhere.
+    fn data_parallel_shards() -> usize {
+        1
+    }
+
     // What the model calls. Backends without autodiff run the forward alone; `Autodiff<B>`
     // overrides these to record one graph node each.
 

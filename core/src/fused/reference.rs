@@ -137,7 +137,9 @@ pub(super) fn linear_backward<B: Backend>(
     let grad = tensor::<B, 2>(grad);
     let [need_x, need_w, need_b] = needs.0;
     let dx = need_x.then(|| float(grad.clone().matmul(tensor::<B, 2>(weight).transpose())));
-    let dw = x.filter(|_| need_w).map(|x| float(tensor::<B, 2>(x).transpose().matmul(grad.clone())));
+    let dw = x
+        .filter(|_| need_w)
+        .map(|x| float(tensor::<B, 2>(x).transpose().matmul(grad.clone())));
     let d_out = grad.dims()[1];
     let db = need_b.then(|| float(grad.sum_dim(0).reshape([d_out])));
     [dx, dw, db]

@@ -83,7 +83,16 @@ fn forward_row(
         let p = h * n;
         let qv = View::new(q, q0 + h * d_kv, q_len, d_kv, inner, 1);
         let kt = View::new(k, k0 + h * d_kv, d_kv, k_len, 1, inner);
-        matmul(Out { data: probs, start: p, row: k_len }, qv, kt, false);
+        matmul(
+            Out {
+                data: probs,
+                start: p,
+                row: k_len,
+            },
+            qv,
+            kt,
+            false,
+        );
         let bias = masks.bias.map(|(bias, per_batch)| {
             let start = (if per_batch { b * heads + h } else { h }) * n;
             &bias[start..start + n]
@@ -101,7 +110,16 @@ fn forward_row(
             _ => View::new(probs, p, q_len, k_len, k_len, 1),
         };
         let vv = View::new(v, k0 + h * d_kv, k_len, d_kv, inner, 1);
-        matmul(Out { data: out, start: h * d_kv, row: inner }, w, vv, false);
+        matmul(
+            Out {
+                data: out,
+                start: h * d_kv,
+                row: inner,
+            },
+            w,
+            vv,
+            false,
+        );
     }
 }
 
@@ -224,7 +242,16 @@ fn backward_row(
                 }
                 _ => View::new(p, 0, k_len, q_len, 1, k_len),
             };
-            matmul(Out { data: dv, start: h * d_kv, row: inner }, wt, dout, false);
+            matmul(
+                Out {
+                    data: dv,
+                    start: h * d_kv,
+                    row: inner,
+                },
+                wt,
+                dout,
+                false,
+            );
         }
         if !need_scores {
             continue;
@@ -235,17 +262,44 @@ fn backward_row(
         };
         // dW = dO · Vᵀ, then through dropout and the softmax.
         let vt = View::new(v, k0 + h * d_kv, d_kv, k_len, 1, inner);
-        matmul(Out { data: ds, start: 0, row: k_len }, dout, vt, false);
+        matmul(
+            Out {
+                data: ds,
+                start: 0,
+                row: k_len,
+            },
+            dout,
+            vt,
+            false,
+        );
         softmax_backward_rows(ds, p, keep, k_len);
         let ds_view = View::new(ds, 0, q_len, k_len, k_len, 1);
         if let Some(dq) = g.dq.as_deref_mut() {
             let kv = View::new(k, k0 + h * d_kv, k_len, d_kv, inner, 1);
-            matmul(Out { data: dq, start: h * d_kv, row: inner }, ds_view, kv, false);
+            matmul(
+                Out {
+                    data: dq,
+                    start: h * d_kv,
+                    row: inner,
+                },
+                ds_view,
+                kv,
+                false,
+            );
         }
         if let Some(dk) = g.dk.as_deref_mut() {
             let dst = View::new(ds, 0, k_len, q_len, 1, k_len);
             let qv = View::new(q, q0 + h * d_kv, q_len, d_kv, inner, 1);
-            matmul(Out { data: dk, start: h * d_kv, row: inner }, dst, qv, false);
+            matmul(
+                Out {
+                    data: dk,
+                    start: h * d_kv,
+                    row: inner,
+                },
+                dst,
+                qv,
+                false,
+            );
         }
     }
 }

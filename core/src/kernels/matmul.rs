@@ -20,10 +20,27 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// `rows × cols` elements of `data` from `start`, with row and column strides; panics when
     /// they do not all lie inside `data` (a bug in the caller, never input-dependent).
-    pub fn new(data: &'a [f32], start: usize, rows: usize, cols: usize, row: usize, col: usize) -> Self {
+    pub fn new(
+        data: &'a [f32],
+        start: usize,
+        rows: usize,
+        cols: usize,
+        row: usize,
+        col: usize,
+    ) -> Self {
         let last = start + rows.saturating_sub(1) * row + cols.saturating_sub(1) * col;
-        assert!(rows == 0 || cols == 0 || last < data.len(), "matrix view out of bounds");
-        Self { data, start, rows, cols, row, col }
+        assert!(
+            rows == 0 || cols == 0 || last < data.len(),
+            "matrix view out of bounds"
+        );
+        Self {
+            data,
+            start,
+            rows,
+            cols,
+            row,
+            col,
+        }
     }
 
     /// A row-major `rows × cols` matrix.
@@ -43,7 +60,13 @@ impl<'a> View<'a> {
 
     /// The transpose (no copy).
     pub fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, row: self.col, col: self.row, ..self }
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row: self.col,
+            col: self.row,
+            ..self
+        }
     }
 }
 
@@ -56,7 +79,11 @@ pub struct Out<'a> {
 
 impl<'a> Out<'a> {
     pub fn rows(data: &'a mut [f32], cols: usize) -> Self {
-        Self { data, start: 0, row: cols }
+        Self {
+            data,
+            start: 0,
+            row: cols,
+        }
     }
 }
 
@@ -75,7 +102,10 @@ pub fn matmul(out: Out, lhs: View, rhs: View, accumulate: bool) {
         }
         return;
     }
-    assert!(out.start + (m - 1) * out.row + n <= out.data.len(), "output block out of bounds");
+    assert!(
+        out.start + (m - 1) * out.row + n <= out.data.len(),
+        "output block out of bounds"
+    );
     let parallelism = if m * n * k >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(0)
     } else {

@@ -97,7 +97,6 @@ impl<B: Backend> DenseActDense<B> {
             activation: ff.activation,
         })
     }
-
 }
 
 impl<B: FusedOps> DenseActDense<B> {

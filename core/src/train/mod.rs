@@ -6,6 +6,7 @@ pub mod optim;
 pub mod plot;
 pub mod sampler;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use config::{CustomTaskConfig, DataFormat, EvaluationStrategy, LrScheduler, RunConfig};

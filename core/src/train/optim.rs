@@ -1,7 +1,7 @@
 //! The optimizer step: AdamW with no weight decay on biases and norms (rank-1 parameters),
 //! global gradient-norm clipping as PyTorch's `clip_grad_norm_`, then the update.
 
-use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{
     AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, Optimizer, SimpleOptimizer,
@@ -136,13 +136,8 @@ fn split_by_rank<B: AutodiffBackend, M: AutodiffModule<B>>(
     (grads, vectors)
 }
 
-/// Scales all gradients of `module` so that their global L2 norm is at most `max_norm`;
-/// returns the norm before clipping.
-pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
-    module: &M,
-    grads: &mut GradientsParams,
-    max_norm: f64,
-) -> f64 {
+/// The ids and ranks of `module`'s parameters.
+fn param_ids<B: Backend, M: Module<B>>(module: &M) -> Vec<(ParamId, usize)> {
     struct Ids(Vec<(ParamId, usize)>);
     impl<B: Backend> ModuleVisitor<B> for Ids {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -151,34 +146,51 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     }
     let mut ids = Ids(Vec::new());
     module.visit(&mut ids);
+    ids.0
+}
+
+/// The sum of squares of `module`'s gradients in `grads`.
+pub fn squared_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> f64 {
     fn sq<B: Backend, const D: usize>(g: &GradientsParams, id: ParamId) -> f64 {
         g.get::<B, D>(id)
             .map(|t| t.powi_scalar(2).sum().into_scalar().elem::<f64>())
             .unwrap_or(0.0)
     }
-    let mut total = 0.0;
-    for &(id, rank) in &ids.0 {
-        total += match rank {
+    param_ids::<B, M>(module)
+        .into_iter()
+        .map(|(id, rank)| match rank {
             1 => sq::<B::InnerBackend, 1>(grads, id),
             2 => sq::<B::InnerBackend, 2>(grads, id),
             _ => 0.0,
-        };
-    }
-    let norm = total.sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        fn scale_one<B: Backend, const D: usize>(g: &mut GradientsParams, id: ParamId, s: f64) {
-            if let Some(t) = g.remove::<B, D>(id) {
-                g.register::<B, D>(id, t * s);
-            }
-        }
-        for &(id, rank) in &ids.0 {
-            match rank {
-                1 => scale_one::<B::InnerBackend, 1>(grads, id, scale),
-                2 => scale_one::<B::InnerBackend, 2>(grads, id, scale),
-                _ => {}
-            }
+        })
+        .sum()
+}
+
+/// Multiplies `module`'s gradients in `grads` by `factor`.
+pub fn scale<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    factor: f64,
+) {
+    fn scale_one<B: Backend, const D: usize>(g: &mut GradientsParams, id: ParamId, s: f64) {
+        if let Some(t) = g.remove::<B, D>(id) {
+            g.register::<B, D>(id, t * s);
         }
     }
-    norm
+    for (id, rank) in param_ids::<B, M>(module) {
+        match rank {
+            1 => scale_one::<B::InnerBackend, 1>(grads, id, factor),
+            2 => scale_one::<B::InnerBackend, 2>(grads, id, factor),
+            _ => {}
+        }
+    }
+}
+
+/// PyTorch's `clip_grad_norm_`: the factor `max_norm / (norm + 1e-6)` when the global norm is
+/// above `max_norm` (no clipping when `max_norm` is not positive).
+pub fn clip_factor(norm: f64, max_norm: f64) -> Option<f64> {
+    (max_norm > 0.0 && norm > max_norm).then(|| max_norm / (norm + 1e-6))
 }

@@ -9,15 +9,15 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{collate, truncate, Example};
+use super::batch::{truncate, Example};
 use super::config::{EvaluationStrategy, RunConfig};
-use super::optim::{clip_global_norm, GroupedAdamW};
+use super::optim::{clip_factor, scale, squared_norm, GroupedAdamW};
 use super::plot::{training_curves, Series};
 use super::sampler::{MultiTaskSampler, MultiTaskSamplerState};
 use super::schedule::learning_rate;
+use super::step::{add, gradients, StepBatch, StepOptions};
 use crate::adapter::{
     save_adapter, AdapterSet, Adapters, BottleneckConfig, ParameterSummary, TaskAdapter,
 };
@@ -577,6 +577,18 @@ pub fn run<B: FusedAutodiff>(
         let started = Instant::now();
         let mut examples = 0usize;
         let accumulation = config.gradient_accumulation_steps.max(1);
+        let step_options = StepOptions {
+            pad_token_id: model_config.pad_token_id as u32,
+            label_smoothing: config.label_smoothing,
+            scale: 1.0 / accumulation as f64,
+            // Shards draw dropout masks from the backend's one random stream in no fixed order,
+            // so a step with dropout runs as one part (its masks then repeat on resume).
+            shards: if dropout_active(&model_config, &tr.set) {
+                1
+            } else {
+                B::data_parallel_shards()
+            },
+        };
         while state.step < total_steps {
             // Dropout masks depend only on (seed, step), so a resumed run repeats them.
             B::seed(
@@ -600,53 +612,40 @@ pub fn run<B: FusedAutodiff>(
                     let (task, idx) = sampler.next_batch(config.per_device_train_batch_size);
                     idx.into_iter().map(|i| (task, i)).collect()
                 };
-                let batch: Vec<&Example> = rows
-                    .iter()
-                    .map(|&(task, i)| &train_tasks[task].train[i])
-                    .collect();
-                examples += batch.len();
-                let b = collate::<B>(&batch, model_config.pad_token_id as u32, &device);
-                let adapters = if !config.train_adapters {
-                    None
-                } else if config.mixed_task_batches {
-                    let names: Vec<Option<&str>> = rows
+                examples += rows.len();
+                let batch = StepBatch {
+                    examples: rows
                         .iter()
-                        .map(|&(task, _)| Some(train_tasks[task].task.name()))
-                        .collect();
-                    Some(Adapters::per_row(&tr.set, &names)?)
-                } else {
-                    Some(Adapters::task(&tr.set, train_tasks[rows[0].0].task.name())?)
+                        .map(|&(t, i)| &train_tasks[t].train[i])
+                        .collect(),
+                    adapters: rows
+                        .iter()
+                        .map(|&(t, _)| config.train_adapters.then(|| train_tasks[t].task.name()))
+                        .collect(),
                 };
-                let out = tr.model.forward_with_labels(
-                    b.input_ids,
-                    b.attention_mask,
-                    b.labels,
-                    config.label_smoothing,
-                    adapters.as_ref(),
-                );
-                let loss = out.loss / accumulation as f64;
-                loss_sum += loss.clone().into_scalar().elem::<f64>();
-                let grads = loss.backward();
-                if tr.backbone_trains {
-                    let g = GradientsParams::from_grads(grads, &tr.model);
-                    model_grads = Some(match model_grads.take() {
-                        None => g,
-                        Some(acc) => accumulate(&tr.model, acc, g),
-                    });
-                } else {
-                    let g = GradientsParams::from_grads(grads, &tr.set);
-                    set_grads = Some(match set_grads.take() {
-                        None => g,
-                        Some(acc) => accumulate(&tr.set, acc, g),
-                    });
+                let g = gradients(&tr.model, &tr.set, batch, step_options)?;
+                loss_sum += g.loss;
+                model_grads = add(&tr.model, model_grads, g.model);
+                set_grads = add(&tr.set, set_grads, g.adapters);
+            }
+            // One global norm over everything that trains, as PyTorch's `clip_grad_norm_`.
+            let norm = (model_grads
+                .as_ref()
+                .map_or(0.0, |g| squared_norm(&tr.model, g))
+                + set_grads.as_ref().map_or(0.0, |g| squared_norm(&tr.set, g)))
+            .sqrt();
+            if let Some(factor) = clip_factor(norm, config.max_grad_norm) {
+                if let Some(g) = model_grads.as_mut() {
+                    scale(&tr.model, g, factor);
+                }
+                if let Some(g) = set_grads.as_mut() {
+                    scale(&tr.set, g, factor);
                 }
             }
-            if let Some(mut g) = model_grads {
-                clip_global_norm(&tr.model, &mut g, config.max_grad_norm);
+            if let Some(g) = model_grads {
                 tr.model = tr.model_optim.step(lr, tr.model.clone(), g);
             }
-            if let Some(mut g) = set_grads {
-                clip_global_norm(&tr.set, &mut g, config.max_grad_norm);
+            if let Some(g) = set_grads {
                 tr.set = tr.set_optim.step(lr, tr.set.clone(), g);
             }
             state.step += 1;
@@ -781,32 +780,9 @@ pub fn run<B: FusedAutodiff>(
     Ok(summary_out)
 }
 
-fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
-    module: &M,
-    mut acc: GradientsParams,
-    mut new: GradientsParams,
-) -> GradientsParams {
-    use burn::module::{ModuleVisitor, Param};
-    struct Add<'a> {
-        acc: &'a mut GradientsParams,
-        new: &'a mut GradientsParams,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Add<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(g) = self.new.remove::<B::InnerBackend, D>(param.id) {
-                let sum = match self.acc.remove::<B::InnerBackend, D>(param.id) {
-                    Some(a) => a + g,
-                    None => g,
-                };
-                self.acc.register::<B::InnerBackend, D>(param.id, sum);
-            }
-        }
-    }
-    module.visit(&mut Add {
-        acc: &mut acc,
-        new: &mut new,
-    });
-    acc
+/// Whether a training step draws random numbers (dropout in the model or the adapters).
+fn dropout_active<B: Backend>(config: &T5Config, set: &AdapterSet<B>) -> bool {
+    config.dropout_rate > 0.0 || set.tasks.iter().any(|t| t.config.dropout > 0.0)
 }
 
 fn prune_checkpoints(out_dir: &Path, limit: Option<usize>, best: Option<&str>) {

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::prelude::*;
 use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
 use t5_core::{T5Config, T5ForConditionalGeneration};
@@ -15,10 +14,12 @@ use crate::cli::{BenchArgs, BenchSize, Workload};
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer};
-use t5_core::adapter::{AdapterSet, Adapters, BottleneckConfig, TaskAdapter};
+use burn::optim::Optimizer;
+use t5_core::adapter::{AdapterSet, BottleneckConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
+use t5_core::train::batch::Example;
 use t5_core::train::optim::FusedAdamW;
+use t5_core::train::step::{gradients, StepBatch, StepOptions};
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.repeats == 0 {
@@ -112,12 +113,6 @@ impl Job for BenchJob {
     }
 }
 
-fn int_batch<B: Backend>(rows: Vec<Vec<u32>>, device: &B::Device) -> Tensor<B, 2, Int> {
-    let shape = [rows.len(), rows[0].len()];
-    let flat: Vec<i64> = rows.into_iter().flatten().map(i64::from).collect();
-    Tensor::from_data(TensorData::new(flat, shape), device)
-}
-
 /// The random model of `--size` and `--feed-forward-proj`, without dropout (as the PyTorch
 /// reference), so that training steps do the same work on both sides.
 fn random_config(args: &BenchArgs) -> Result<T5Config> {
@@ -164,9 +159,11 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
     let batch = *args.batch.first().unwrap_or(&8);
     let src = synthetic_inputs(batch, args.src_len, config.vocab_size, 1);
     let tgt = synthetic_inputs(batch, args.tgt_len, config.vocab_size, 2);
-    let ids = int_batch::<B>(src, &device);
-    let mask = ids.ones_like();
-    let labels = int_batch::<B>(tgt, &device);
+    let examples: Vec<Example> = src
+        .into_iter()
+        .zip(tgt)
+        .map(|(input_ids, labels)| Example { input_ids, labels })
+        .collect();
     let adapters = args.workload == Workload::TrainAdapters;
     let mut model = T5ForConditionalGeneration::<B>::init(&config, &device).freeze(FreezeOptions {
         backbone: adapters,
@@ -200,24 +197,26 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
     } else {
         model.num_trainable_params()
     };
+    // The trainer's step: the batch in as many shards as the backend runs at once.
+    let options = StepOptions {
+        pad_token_id: config.pad_token_id as u32,
+        label_smoothing: 0.1,
+        scale: 1.0,
+        shards: B::data_parallel_shards(),
+    };
     let mut times = Vec::new();
     for i in 0..args.warmup + args.repeats {
         let start = Instant::now();
-        let routed = adapters.then(|| Adapters::task(&set, "task")).transpose()?;
-        let out = model.forward_with_labels(
-            ids.clone(),
-            mask.clone(),
-            labels.clone(),
-            0.1,
-            routed.as_ref(),
-        );
-        let grads = out.loss.backward();
-        if adapters {
-            let grads = GradientsParams::from_grads(grads, &set);
-            set = set_optim.step(1e-3, set, grads);
-        } else {
-            let grads = GradientsParams::from_grads(grads, &model);
-            model = model_optim.step(1e-4, model, grads);
+        let rows = StepBatch {
+            examples: examples.iter().collect(),
+            adapters: vec![adapters.then_some("task"); examples.len()],
+        };
+        let grads = gradients(&model, &set, rows, options)?;
+        if let Some(g) = grads.adapters {
+            set = set_optim.step(1e-3, set, g);
+        }
+        if let Some(g) = grads.model {
+            model = model_optim.step(1e-4, model, g);
         }
         // Make sure the step really ran before stopping the clock (lazy backends).
         let _ = B::sync(&device);
