@@ -116,7 +116,8 @@ fn linear_matches<B: FusedAutodiff>(device: &B::Device) {
 
 fn norms_match<B: FusedAutodiff>(device: &B::Device) {
     B::seed(device, 1);
-    for shape in [[7, 13], [1, 1], [33, 64], [130, 50]] {
+    // 600 columns: wider than one cube of the wgpu kernels, so each unit strides over its row.
+    for shape in [[7, 13], [1, 1], [33, 64], [130, 50], [3, 600]] {
         let x = random::<B::InnerBackend, 2>(shape, device) * 3.0 + 0.5;
         let w = random::<B::InnerBackend, 1>([shape[1]], device);
         let b = random::<B::InnerBackend, 1>([shape[1]], device);
@@ -280,6 +281,17 @@ fn attention_matches<B: FusedAutodiff>(device: &B::Device) {
             bias: Some(false),
             padding: true,
             dropout: false,
+        },
+        // Rows wider than one cube of the wgpu kernels (each unit strides), with dropout.
+        Case {
+            batch: 1,
+            heads: 2,
+            q_len: 3,
+            k_len: 300,
+            d_kv: 4,
+            bias: Some(false),
+            padding: true,
+            dropout: true,
         },
     ];
     for c in &cases {

@@ -39,13 +39,13 @@ pub fn layer_norm<B: Backend>(
 }
 
 /// `[batch, seq, heads * d_kv]` -> `[batch, heads, seq, d_kv]`.
-fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+pub(super) fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [b, s, inner] = x.dims();
     x.reshape([b, s, heads, inner / heads]).swap_dims(1, 2)
 }
 
 /// `[batch, heads, seq, d_kv]` -> `[batch, seq, heads * d_kv]`.
-fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+pub(super) fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     let [b, h, s, d] = x.dims();
     x.swap_dims(1, 2).reshape([b, s, h * d])
 }
