@@ -160,6 +160,28 @@ fn norms_match<B: FusedAutodiff>(device: &B::Device) {
     }
 }
 
+/// The embedding lookup and its table gradient, with repeated indices (rows added in order).
+fn embedding_matches<B: FusedAutodiff>(device: &B::Device) {
+    B::seed(device, 6);
+    let table = random::<B::InnerBackend, 2>([11, 7], device);
+    let ids = [[3i64, 0, 3, 10], [10, 3, 5, 5]];
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.concat(), [2, 4]), device);
+    let up = Tensor::<B, 3>::from_inner(random([2, 4, 7], device));
+    let run = |fused_op: bool| {
+        let w = leaf::<B, 2>(&table);
+        let y = if fused_op {
+            fused::embedding(w.clone(), ids.clone())
+        } else {
+            reference::embedding(w.clone(), ids.clone())
+        };
+        let grads = weighted_sum(y.clone(), &up).backward();
+        (y.inner(), w.grad(&grads).unwrap())
+    };
+    let (ours, theirs) = (run(true), run(false));
+    assert_close(ours.0, theirs.0, "embedding");
+    assert_close(ours.1, theirs.1, "embedding dweight");
+}
+
 /// One attention case: sizes, bias per batch row or shared, padding, dropout.
 struct Case {
     batch: usize,
@@ -412,6 +434,10 @@ mod cpu {
         norms_match::<B>(&Default::default());
     }
     #[test]
+    fn embedding() {
+        embedding_matches::<B>(&Default::default());
+    }
+    #[test]
     fn attention() {
         attention_matches::<B>(&Default::default());
     }
@@ -440,6 +466,10 @@ mod wgpu {
     #[test]
     fn norms() {
         norms_match::<B>(&Default::default());
+    }
+    #[test]
+    fn embedding() {
+        embedding_matches::<B>(&Default::default());
     }
     #[test]
     fn attention() {

@@ -78,6 +78,40 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
+    fn fused_embedding(weight: FloatTensor<Self>, indices: IntTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Embedding;
+
+        impl<B: FusedOps> Backward<B, 1> for Embedding {
+            /// The table (for its shape) and the indices.
+            type State = (FloatTensor<B>, IntTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [parent] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (weight, indices) = ops.state;
+                if let Some(node) = parent {
+                    grads.register::<B>(node.id, B::embedding_table_backward(weight, grad, indices));
+                }
+            }
+        }
+
+        let y = B::embedding(weight.primitive.clone(), indices.clone());
+        match Embedding
+            .prepare::<C>([weight.node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((weight.primitive, indices), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn fused_rms_norm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -126,6 +126,31 @@ impl FusedOps for Flex {
         [dx, dw, db]
     }
 
+    fn embedding_table_backward(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // burn-flex's own zero-fills a table, copies it into an aligned buffer and copies it
+        // again before adding the rows: three passes over t5-small's 64 MB table per step.
+        let [n, d] = dims2(&weight);
+        let ids = labels_i64(&indices);
+        if !all_f32(&[&weight, &grad]) || grad.shape().num_elements() != ids.len() * d {
+            return reference::embedding_backward::<Self>(weight, grad, indices);
+        }
+        let grad = dense(&grad);
+        let mut table = vec![0f32; n * d];
+        for (row, &id) in values(&grad).chunks_exact(d.max(1)).zip(&ids) {
+            // Indices outside the table failed in the forward already.
+            if let Some(dst) = usize::try_from(id).ok().filter(|&i| i < n) {
+                for (t, g) in table[dst * d..][..d].iter_mut().zip(row) {
+                    *t += g;
+                }
+            }
+        }
+        new_tensor(table, [n, d])
+    }
+
     fn rms_norm_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

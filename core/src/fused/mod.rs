@@ -1,7 +1,7 @@
 //! Fused operations with their own backward, plugged in under the generic model through burn's
-//! backend-extension pattern: linear layers, T5's RMS norm, the adapters' LayerNorm, the attention core
-//! (scores, position bias and mask, softmax, dropout, weighted values) and the label-smoothed
-//! cross-entropy over the vocabulary.
+//! backend-extension pattern: linear layers, the embedding lookup, T5's RMS norm, the adapters'
+//! LayerNorm, the attention core (scores, position bias and mask, softmax, dropout, weighted
+//! values) and the label-smoothed cross-entropy over the vocabulary.
 //!
 //! [`FusedOps`] is a trait on the backend. Each operation has a forward that also returns what
 //! its backward needs (row statistics, attention probabilities) and a backward that takes them;
@@ -9,8 +9,8 @@
 //! with an empty `impl`. The CPU backend overrides them with the one-pass kernels of
 //! [`crate::kernels`], the wgpu backend with CubeCL kernels, and `Autodiff<B>` records each
 //! operation as one node of the graph whose backward calls `B`'s (see `autodiff.rs`). The model
-//! calls the functions of this module ([`rms_norm`], [`layer_norm`], [`attention`],
-//! [`cross_entropy`]) and stays generic.
+//! calls the functions of this module ([`linear`], [`embedding`], [`rms_norm`], [`layer_norm`],
+//! [`attention`], [`cross_entropy`]) and stays generic.
 
 mod autodiff;
 #[cfg(feature = "cpu")]
@@ -171,6 +171,19 @@ pub trait FusedOps: Backend {
         reference::adamw_step::<Self>(param, grad, moments, step)
     }
 
+    /// Gradient of an embedding lookup (burn's `embedding`) for its table: the rows of `grad`
+    /// added into a zero table at `indices`, in order. `weight` is read for its shape only.
+    ///
+    /// # Shapes
+    /// - weight: `[n, d]`; grad: `[batch, seq, d]`; indices: `[batch, seq]` -> `[n, d]`
+    fn embedding_table_backward(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        reference::embedding_backward::<Self>(weight, grad, indices)
+    }
+
     /// How many parts of a batch run best at the same time, each on its own thread: more than
     /// one where the backend's own operations leave cores idle (the CPU backend, on small
     /// models); one elsewhere.
@@ -187,6 +200,10 @@ pub trait FusedOps: Backend {
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
         Self::linear_forward(x, weight, bias)
+    }
+
+    fn fused_embedding(weight: FloatTensor<Self>, indices: IntTensor<Self>) -> FloatTensor<Self> {
+        Self::embedding(weight, indices)
     }
 
     fn fused_rms_norm(
@@ -271,6 +288,15 @@ pub fn linear<B: FusedOps>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
     tensor(B::fused_linear(float(x), float(weight), bias.map(float)))
+}
+
+/// The rows of `weight` at `indices` (an `nn.Embedding` lookup; the table's gradient is
+/// written once into a buffer of its own).
+///
+/// # Shapes
+/// - weight: `[n, d]`; indices: `[batch, seq]` -> `[batch, seq, d]`
+pub fn embedding<B: FusedOps>(weight: Tensor<B, 2>, indices: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    tensor(B::fused_embedding(float(weight), indices.into_primitive()))
 }
 
 /// T5's RMS norm over the last dimension: `weight * x / sqrt(mean(x²) + eps)`, the variance in

@@ -25,6 +25,11 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 1>, eps: f64) -> 
 ///
 /// # Shapes
 /// - x: `[rows, d]` -> `[rows, d]`; weight, bias: `[d]`
+/// An embedding lookup with burn's own operation (and its backward).
+pub fn embedding<B: Backend>(weight: Tensor<B, 2>, indices: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    burn::tensor::module::embedding(weight, indices)
+}
+
 pub fn layer_norm<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 1>,
@@ -143,6 +148,14 @@ pub(super) fn linear_backward<B: Backend>(
     let d_out = grad.dims()[1];
     let db = need_b.then(|| float(grad.sum_dim(0).reshape([d_out])));
     [dx, dw, db]
+}
+
+pub(super) fn embedding_backward<B: Backend>(
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    indices: IntTensor<B>,
+) -> FloatTensor<B> {
+    B::embedding_backward(weight, grad, indices)
 }
 
 pub(super) fn rms_norm_forward<B: Backend>(

@@ -191,7 +191,7 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
         attention_mask: Tensor<B, 2, Int>,
         adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
-        let embeds = self.shared.forward(input_ids);
+        let embeds = fused::embedding(self.shared.weight.val(), input_ids);
         self.encoder
             .forward_encoder(embeds, Self::mask_bias(attention_mask), adapters)
     }
@@ -210,7 +210,7 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
     ) -> Tensor<B, 3> {
         let cross = self.cross_attention_kv(&encoder_hidden);
         let mut past = vec![None; self.decoder.block.len()];
-        let embeds = self.shared.forward(decoder_input_ids);
+        let embeds = fused::embedding(self.shared.weight.val(), decoder_input_ids);
         let adapters = adapters.map(|a| (a, self.config.num_layers));
         self.decoder.forward_decoder(
             embeds,
@@ -285,7 +285,7 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
         adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 2> {
         let [b, new] = ids.dims();
-        let embeds = self.shared.forward(ids);
+        let embeds = fused::embedding(self.shared.weight.val(), ids);
         let hidden = self.decoder.forward_decoder(
             embeds,
             &cache.cross_attention,
