@@ -1,6 +1,7 @@
 //! T5 (v1.0, v1.1/flan-T5, mT5) on burn, with per-task adapters, HF checkpoint loading,
 //! KV-cached generation and multi-task training. Generic over the burn backend: wgpu
 //! (Vulkan/Metal/DX12, WebGPU in the browser) and a CPU backend.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod adapter;
 pub mod backend;

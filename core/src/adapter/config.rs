@@ -127,7 +127,10 @@ impl BottleneckConfig {
     /// Checks the config against a backbone.
     pub fn validate(&self, model: &T5Config) -> Result<(), String> {
         self.activation()?;
-        if !(self.reduction_factor > 0.0) || self.bottleneck(model.d_model) == 0 {
+        if self.reduction_factor.is_nan()
+            || self.reduction_factor <= 0.0
+            || self.bottleneck(model.d_model) == 0
+        {
             return Err(format!(
                 "reduction_factor {} leaves no bottleneck for d_model {}",
                 self.reduction_factor, model.d_model

@@ -233,7 +233,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
 
 fn to_f32(bytes: &[u8], dtype: Dtype) -> std::result::Result<Vec<f32>, String> {
     let chunks = |n: usize| {
-        if bytes.len() % n != 0 {
+        if !bytes.len().is_multiple_of(n) {
             Err(format!(
                 "{} bytes is not a whole number of {dtype:?} values",
                 bytes.len()
@@ -281,7 +281,7 @@ pub fn write_safetensors(
 }
 
 fn bytemuck_f32(values: &[f32]) -> &[u8] {
-    // Safety: f32 has no padding and any byte pattern is a valid u8; safetensors is little-endian
+    // SAFETY: f32 has no padding and any byte pattern is a valid u8; safetensors is little-endian
     // and so is every target we build for (x86_64, aarch64, wasm32).
     unsafe {
         std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))

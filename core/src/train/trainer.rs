@@ -652,7 +652,7 @@ pub fn run<B: FusedAutodiff>(
             state.sampler = sampler.state();
             let rate = examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
             obs.step(state.step, loss_sum, lr, rate);
-            if state.step % config.logging_steps.max(1) == 0
+            if state.step.is_multiple_of(config.logging_steps.max(1))
                 || (config.logging_first_step && state.step == 1)
             {
                 append_jsonl(
@@ -662,7 +662,7 @@ pub fn run<B: FusedAutodiff>(
             }
             let eval_now = config.evaluation_strategy == EvaluationStrategy::Steps
                 && config.eval_steps > 0
-                && state.step % config.eval_steps == 0;
+                && state.step.is_multiple_of(config.eval_steps);
             if eval_now {
                 let metrics = evaluate(
                     &tr.model.valid(),
@@ -702,7 +702,9 @@ pub fn run<B: FusedAutodiff>(
                 }
             }
             let interrupted = obs.interrupted();
-            if (config.save_steps > 0 && state.step % config.save_steps == 0) || interrupted {
+            if (config.save_steps > 0 && state.step.is_multiple_of(config.save_steps))
+                || interrupted
+            {
                 tr.save(
                     &out_dir.join(format!("checkpoint-{}", state.step)),
                     &state,
