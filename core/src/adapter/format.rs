@@ -1,5 +1,7 @@
-//! Adapter directories: `adapter_config.json` + `adapter.safetensors`, in this project's format
-//! (the seed's adapter) or in the `adapters` library's (AdapterHub) format for T5.
+//! Adapter directories: one task's adapter as `adapter_config.json` + `adapter.safetensors`, in
+//! this project's format (the seed's adapter) or in the `adapters` library's (AdapterHub) format
+//! for T5. (Not a model directory, [`crate::model_dir`], nor a training checkpoint, although the
+//! latter holds one adapter directory per task.)
 //!
 //! Tensor names follow the sublayer they adapt (`{encoder,decoder}.block.{i}.layer.{j}`), with
 //! PyTorch's `[out, in]` layout for linear weights:
@@ -22,12 +24,10 @@ use super::config::BottleneckConfig;
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
-use crate::checkpoint::{write_safetensors, Weights};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-
-pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
 pub const FORMAT_VERSION: u32 = 1;
 

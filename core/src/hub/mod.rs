@@ -19,17 +19,14 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
-use crate::checkpoint::{CONFIG_FILE, TOKENIZER_FILE};
-
 mod dataset;
 use crate::error::{Error, Result};
+use crate::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 pub use dataset::fetch_dataset_split;
 
 /// The hub used when no endpoint is given.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
-const WEIGHTS_FILE: &str = "model.safetensors";
-const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 /// Fetched when the repository has them; their absence is not an error.
 const OPTIONAL_FILES: [&str; 2] = ["generation_config.json", "spiece.model"];
 /// Download retries (with resume) after the transfer of a file broke off.
@@ -208,28 +205,17 @@ fn is_safe_file_name(s: &str) -> bool {
         && s.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
-/// The shard files listed by `model.safetensors.index.json`, deduplicated and sorted.
+/// The shard files listed by `model.safetensors.index.json`, deduplicated and sorted; each must
+/// stay inside the snapshot.
 fn index_shards(index: &Path) -> Result<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        weight_map: std::collections::BTreeMap<String, String>,
-    }
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: index.into(),
-        source,
-    })?;
-    let shards: BTreeSet<String> = parsed.weight_map.into_values().collect();
-    if shards.is_empty() {
-        return Err(Error::checkpoint(index, "`weight_map` lists no files"));
-    }
+    let shards = crate::weights::index_shards(index)?;
     if let Some(bad) = shards.iter().find(|s| !is_safe_file_name(s)) {
         return Err(Error::checkpoint(
             index,
             format!("`weight_map` names an invalid file `{bad}`"),
         ));
     }
-    Ok(shards.into_iter().collect())
+    Ok(shards)
 }
 
 /// What the cache holds for the requested revision.

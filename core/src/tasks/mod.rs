@@ -25,7 +25,6 @@ mod custom;
 mod extra;
 mod glue;
 pub mod registry;
-mod rng;
 pub mod source;
 mod split;
 mod superglue;
@@ -34,7 +33,6 @@ mod template;
 mod translation;
 
 pub use custom::CustomTaskSpec;
-pub use rng::{permutation, SplitMix64};
 pub use split::{sample_n, split_validation_test, take_n, Splits, LARGE_VALIDATION_SIZE};
 pub use task::{
     average_metrics, round_stsb, Answer, Example, HubSource, Role, SplitNames, SplitPolicy, Task,

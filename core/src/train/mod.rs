@@ -7,10 +7,11 @@ pub mod plot;
 pub mod sampler;
 pub mod schedule;
 pub mod step;
+pub mod summary;
 pub mod trainer;
 
 pub use config::{CustomTaskConfig, DataFormat, EvaluationStrategy, LrScheduler, RunConfig};
 pub use sampler::{
-    derive_seed, temperature_probabilities, MultiTaskSampler, MultiTaskSamplerState, SplitMix64,
-    TaskIterator, TaskIteratorState, TemperatureSampler, TemperatureSamplerState,
+    temperature_probabilities, MultiTaskSampler, MultiTaskSamplerState, TaskIterator,
+    TaskIteratorState, TemperatureSampler, TemperatureSamplerState,
 };

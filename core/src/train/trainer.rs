@@ -18,16 +18,16 @@ use super::plot::{training_curves, Series};
 use super::sampler::{MultiTaskSampler, MultiTaskSamplerState};
 use super::schedule::learning_rate;
 use super::step::{add, gradients, StepBatch, StepOptions};
-use crate::adapter::{
-    save_adapter, AdapterSet, Adapters, BottleneckConfig, ParameterSummary, TaskAdapter,
-};
-use crate::checkpoint::{save_pretrained, ModelDir};
+use super::summary::ParameterSummary;
+use crate::adapter::{save_adapter, AdapterSet, Adapters, BottleneckConfig, TaskAdapter};
 use crate::config::T5Config;
 use crate::data::{read_records, Record};
 use crate::error::{Error, Result};
+use crate::files::TOKENIZER_FILE;
 use crate::fused::{FusedAutodiff, FusedOps};
 use crate::generation::{generate, GenerationConfig};
 use crate::model::{FreezeOptions, T5ForConditionalGeneration};
+use crate::model_dir::{save_pretrained, ModelDir};
 use crate::tasks::{self, Role, Task};
 use crate::tokenizer::T5Tokenizer;
 
@@ -426,7 +426,7 @@ pub fn run<B: FusedAutodiff>(
         Some(t) => {
             let p = PathBuf::from(t);
             if p.is_dir() {
-                p.join("tokenizer.json")
+                p.join(TOKENIZER_FILE)
             } else {
                 p
             }
@@ -459,7 +459,7 @@ pub fn run<B: FusedAutodiff>(
     let tokenizer_file = if config.tokenizer_name.is_some() {
         tokenizer_path.clone()
     } else {
-        model_dir.as_ref().unwrap().path.join("tokenizer.json")
+        model_dir.as_ref().unwrap().path.join(TOKENIZER_FILE)
     };
     B::seed(&device, config.seed);
     let model = match &model_dir {
@@ -593,7 +593,7 @@ pub fn run<B: FusedAutodiff>(
             // Dropout masks depend only on (seed, step), so a resumed run repeats them.
             B::seed(
                 &device,
-                super::sampler::derive_seed(config.seed, state.step as u64 + 1),
+                crate::rng::derive_seed(config.seed, state.step as u64 + 1),
             );
             let lr = learning_rate(
                 config.lr_scheduler,

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
+use t5_core::model_dir::ModelDir;
 use t5_core::{T5Config, T5ForConditionalGeneration};
 
 use crate::backend::{run_on, Job};

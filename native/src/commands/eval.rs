@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use t5_core::adapter::{load_adapter, AdapterSet};
-use t5_core::checkpoint::ModelDir;
+use t5_core::files::TOKENIZER_FILE;
+use t5_core::model_dir::ModelDir;
 use t5_core::train::trainer::{evaluate, format_metrics, predict, prepare_data, TaskData};
 use t5_core::train::RunConfig;
 use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
@@ -57,7 +58,7 @@ fn load<B: Backend>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
     let model = dir.load_model::<B>(device)?;
     let tok = match &s.config.tokenizer_name {
         Some(t) if std::path::Path::new(t).is_dir() => {
-            T5Tokenizer::from_file(&std::path::Path::new(t).join("tokenizer.json"))?
+            T5Tokenizer::from_file(&std::path::Path::new(t).join(TOKENIZER_FILE))?
         }
         Some(t) => T5Tokenizer::from_file(std::path::Path::new(t))?,
         None => dir.load_tokenizer()?,

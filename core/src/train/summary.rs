@@ -5,7 +5,7 @@ use std::fmt;
 use burn::module::Module;
 use burn::prelude::*;
 
-use super::set::AdapterSet;
+use crate::adapter::AdapterSet;
 use crate::model::T5ForConditionalGeneration;
 
 /// Parameter counts of a backbone and its adapters.
