@@ -8,6 +8,6 @@ pub mod format;
 pub mod set;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
-pub use config::BottleneckConfig;
+pub use config::{BottleneckConfig, SeedAdapterConfig};
 pub use format::{load_adapter, load_adapter_from_bytes, named_tensors, save_adapter, NamedTensor};
 pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};

@@ -10,7 +10,7 @@ pub mod step;
 pub mod summary;
 pub mod trainer;
 
-pub use config::{CustomTaskConfig, DataFormat, EvaluationStrategy, LrScheduler, RunConfig};
+pub use config::{EvaluationStrategy, LrScheduler, RunConfig};
 pub use sampler::{
     temperature_probabilities, MultiTaskSampler, MultiTaskSamplerState, TaskIterator,
     TaskIteratorState, TemperatureSampler, TemperatureSamplerState,

@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rng::{derive_seed, SplitMix64};
 
+/// A sampling temperature is a positive number; the reason when it is not.
+pub fn check_temperature(temperature: f64) -> std::result::Result<(), String> {
+    if temperature > 0.0 && temperature.is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be positive (1 = proportional to task size), got {temperature}"
+        ))
+    }
+}
+
 /// The temperature-sampling distribution: p_i ∝ (n_i/N)^(1/T), normalized.
 ///
 /// T = 1 is proportional to size, large T tends to uniform. Tasks of size 0 get probability 0.
@@ -23,11 +34,8 @@ pub fn temperature_probabilities(sizes: &[usize], temperature: f64) -> Result<Ve
             "temperature sampling needs at least one task".into(),
         ));
     }
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "sampling temperature must be positive, got {temperature}"
-        )));
-    }
+    check_temperature(temperature)
+        .map_err(|why| Error::Invalid(format!("sampling temperature {why}")))?;
     let total: f64 = sizes.iter().map(|&n| n as f64).sum();
     if total == 0.0 {
         return Err(Error::Invalid("every task has 0 training examples".into()));

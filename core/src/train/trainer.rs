@@ -105,15 +105,7 @@ fn load_split(config: &RunConfig, task: &Task, role: Role, required: bool) -> Re
 
 fn resolve_task(config: &RunConfig, name: &str) -> Result<Task> {
     match config.custom_task(name) {
-        Some(custom) => tasks::CustomTaskSpec {
-            name: custom.name.clone(),
-            template: custom.template.clone(),
-            target_field: custom.target_field.clone(),
-            labels: custom.labels.clone(),
-            metrics: custom.metrics.clone(),
-            split_policy: Default::default(),
-        }
-        .build(),
+        Some(custom) => custom.build(),
         None => tasks::registry::get(name),
     }
 }
@@ -489,22 +481,8 @@ pub fn run<B: FusedAutodiff>(
     let model = model.freeze(freeze);
     let mut set = AdapterSet::default();
     if config.train_adapters {
-        if config.adapter_config_name != "adapter" {
-            return Err(Error::Invalid(format!(
-                "adapter_config_name `{}` is not implemented (use `adapter`)",
-                config.adapter_config_name
-            )));
-        }
-        let bottleneck = BottleneckConfig::seed(
-            config.reduction_factor,
-            &config.non_linearity,
-            config.add_adapter_in_feed_forward,
-            config.add_adapter_in_self_attention,
-            config.add_adapters_in_decoder,
-            config.add_layer_norm_before_adapter,
-            config.add_layer_norm_after_adapter,
-            &model_config,
-        );
+        // `adapter_config_name` is `adapter`: the config's checks say so.
+        let bottleneck = BottleneckConfig::seed(&config.adapter, &model_config);
         for name in &config.tasks {
             set.insert(TaskAdapter::init(
                 name,
