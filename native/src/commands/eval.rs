@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use t5_core::adapter::{load_adapter, AdapterSet};
-use t5_core::files::TOKENIZER_FILE;
 use t5_core::model_dir::ModelDir;
-use t5_core::train::trainer::{evaluate, format_metrics, predict, prepare_data, TaskData};
+use t5_core::train::data::{prepare_data, TaskData};
+use t5_core::train::evaluate::{evaluate, format_metrics, predict};
+use t5_core::train::setup::load_tokenizer;
 use t5_core::train::RunConfig;
 use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
 
@@ -56,13 +57,7 @@ fn load<B: Backend>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
     let dir =
         ModelDir::resolve(&s.model).with_context(|| format!("loading model `{}`", s.model))?;
     let model = dir.load_model::<B>(device)?;
-    let tok = match &s.config.tokenizer_name {
-        Some(t) if std::path::Path::new(t).is_dir() => {
-            T5Tokenizer::from_file(&std::path::Path::new(t).join(TOKENIZER_FILE))?
-        }
-        Some(t) => T5Tokenizer::from_file(std::path::Path::new(t))?,
-        None => dir.load_tokenizer()?,
-    };
+    let (tok, _) = load_tokenizer(&s.config, Some(&dir))?;
     let mut set = AdapterSet::default();
     for a in &s.adapters {
         set.insert(
@@ -140,12 +135,8 @@ impl Job for PredictJob {
             );
         };
         let predictions = predict(&model, &set, &self.0.config, td, &tok, self.0.test)?;
-        let rows = if self.0.test {
-            &td.test
-        } else {
-            &td.validation
-        };
-        Ok(rows
+        Ok(td
+            .rows(self.0.test)
             .iter()
             .zip(predictions)
             .map(|((ex, target), prediction)| {
