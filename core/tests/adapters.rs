@@ -447,8 +447,7 @@ fn safetensors_names(path: &std::path::Path) -> Vec<String> {
 fn load_err(adapter: &std::path::Path, base: &str) -> String {
     let dir = ModelDir::open(model_dir(base)).unwrap();
     load_adapter::<Cpu>(adapter, &dir.config, &Default::default())
-        .err()
-        .expect("load fails")
+        .expect_err("load fails")
         .to_string()
 }
 

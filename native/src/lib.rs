@@ -1,4 +1,5 @@
 //! The command-line tool's library: argument definitions, backend choice and the commands.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
 pub mod cli;

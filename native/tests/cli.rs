@@ -93,7 +93,7 @@ fn generate_json_prints_hf_ids() {
                 .map(|v| v.as_u64().unwrap())
                 .collect();
             assert_eq!(ids, hf_ids(&g[key][i]), "{model} {key} row {i}");
-            assert!(line["output"].as_str().unwrap().len() > 0);
+            assert!(!line["output"].as_str().unwrap().is_empty());
         }
     }
 }

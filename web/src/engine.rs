@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use t5_core::adapter::{load_adapter_from_bytes, AdapterSet, Adapters};
-use t5_core::checkpoint::Weights;
+use t5_core::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use t5_core::generation::{generate_async, synthetic_inputs, GenerationConfig};
+use t5_core::weights::Weights;
 use t5_core::{Error, Result, T5Config, T5ForConditionalGeneration, T5Tokenizer};
 
 /// A loaded backbone with the adapters attached so far; `task` picks the adapter that runs
@@ -35,15 +36,15 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
         device: B::Device,
     ) -> Result<Self> {
         let config: T5Config = serde_json::from_slice(config_json)
-            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("{CONFIG_FILE}: {e}")))?;
         config
             .validate()
-            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("{CONFIG_FILE}: {e}")))?;
         let mut weights =
-            Weights::from_buffers(vec![("model.safetensors".into(), Arc::from(safetensors))])?;
+            Weights::from_buffers(vec![(WEIGHTS_FILE.into(), Arc::from(safetensors))])?;
         let model = T5ForConditionalGeneration::load(&config, &mut weights, &device)?;
         let tokenizer = T5Tokenizer::from_bytes(tokenizer_json)
-            .map_err(|e| Error::Invalid(format!("tokenizer.json: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("{TOKENIZER_FILE}: {e}")))?;
         Ok(Self {
             model,
             tokenizer,

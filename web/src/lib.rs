@@ -16,6 +16,8 @@ type Cpu = t5_core::backend::Cpu;
 type Gpu = t5_core::backend::Wgpu;
 
 /// The engine on the backend the page chose.
+// A page holds one, for its whole life: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum AnyEngine {
     Cpu(Engine<Cpu>),
     Gpu(Engine<Gpu>),
@@ -197,6 +199,9 @@ impl Demo {
 
 /// Seconds of each of `repeats` timed generations, after one untimed run (WebGPU compiles its
 /// shaders on first use).
+// The borrow is the engine's lock: held across the awaits, it makes a call that would change the
+// engine meanwhile (its `try_borrow_mut`) answer "busy".
+#[allow(clippy::await_holding_refcell_ref)]
 async fn bench(
     engine: &RefCell<AnyEngine>,
     src_len: usize,
@@ -215,6 +220,8 @@ async fn bench(
     Ok(seconds)
 }
 
+// The borrow is the engine's lock, as in `bench`.
+#[allow(clippy::await_holding_refcell_ref)]
 async fn run(
     engine: &RefCell<AnyEngine>,
     text: &str,

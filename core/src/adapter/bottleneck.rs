@@ -7,8 +7,7 @@ use burn::prelude::*;
 use super::config::BottleneckConfig;
 use crate::config::Activation;
 use crate::fused::{self, FusedOps};
-use crate::model::feed_forward::activate;
-use crate::model::linear::project;
+use crate::layers::{activate, project};
 
 /// A standard LayerNorm with bias (PyTorch's `nn.LayerNorm`, eps 1e-5), unlike T5's RMS norm.
 #[derive(Module, Debug)]

@@ -1,9 +1,68 @@
-//! What an adapter computes, in AdapterHub's vocabulary; the seed project's `adapter` is one
-//! setting of it (see [`BottleneckConfig::seed`]).
+//! What an adapter computes, in AdapterHub's vocabulary ([`BottleneckConfig`]); the seed
+//! project's `adapter` is one setting of it, described by the seed's own options
+//! ([`SeedAdapterConfig`], see [`BottleneckConfig::seed`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Activation, T5Config};
+
+/// The seed project's adapter options, under its option names: the keys a run config sets to
+/// train adapters, and what this project's `adapter_config.json` stores for an adapter of kind
+/// `seed` (both files write them as top-level keys).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeedAdapterConfig {
+    /// Bottleneck width = d_model / reduction_factor.
+    pub reduction_factor: usize,
+    /// The adapter activation (relu, swish/silu, gelu, gelu_new, tanh).
+    pub non_linearity: String,
+    /// An adapter after each feed-forward sublayer.
+    pub add_adapter_in_feed_forward: bool,
+    /// An adapter after each self-attention sublayer.
+    pub add_adapter_in_self_attention: bool,
+    /// Adapters in the decoder as well as the encoder.
+    pub add_adapters_in_decoder: bool,
+    /// A LayerNorm on the adapter input.
+    pub add_layer_norm_before_adapter: bool,
+    /// A LayerNorm on the adapter output.
+    pub add_layer_norm_after_adapter: bool,
+}
+
+impl Default for SeedAdapterConfig {
+    /// The seed's defaults.
+    fn default() -> Self {
+        Self {
+            reduction_factor: 16,
+            non_linearity: "swish".into(),
+            add_adapter_in_feed_forward: true,
+            add_adapter_in_self_attention: true,
+            add_adapters_in_decoder: true,
+            add_layer_norm_before_adapter: false,
+            add_layer_norm_after_adapter: true,
+        }
+    }
+}
+
+impl SeedAdapterConfig {
+    /// Checks what can be checked without a backbone ([`BottleneckConfig::validate`] checks the
+    /// rest against one).
+    pub fn check(&self) -> Result<(), String> {
+        if self.reduction_factor == 0 {
+            return Err("`reduction_factor` must be at least 1".into());
+        }
+        non_linearity(&self.non_linearity)?;
+        Ok(())
+    }
+}
+
+/// The activation an adapter's `non_linearity` names (case-insensitive).
+pub fn non_linearity(name: &str) -> Result<Activation, String> {
+    Activation::parse(&name.to_lowercase()).ok_or_else(|| {
+        format!(
+            "`non_linearity` `{name}` is not supported (relu, swish, silu, gelu, gelu_new, tanh)"
+        )
+    })
+}
 
 /// Where a bottleneck adapter sits and how it combines with the residual stream.
 ///
@@ -47,33 +106,23 @@ pub struct BottleneckConfig {
 impl BottleneckConfig {
     /// The seed project's `adapter` (its `AdapterController` over a T5 sublayer): after
     /// self-attention and feed-forward, `out = x + dropout(h + post_ln(up(act(down(pre_ln?(h))))))`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn seed(
-        reduction_factor: usize,
-        non_linearity: &str,
-        add_adapter_in_feed_forward: bool,
-        add_adapter_in_self_attention: bool,
-        add_adapters_in_decoder: bool,
-        add_layer_norm_before_adapter: bool,
-        add_layer_norm_after_adapter: bool,
-        model: &T5Config,
-    ) -> Self {
-        let leave_out = if add_adapters_in_decoder {
+    pub fn seed(options: &SeedAdapterConfig, model: &T5Config) -> Self {
+        let leave_out = if options.add_adapters_in_decoder {
             Vec::new()
         } else {
             (model.num_layers..model.num_layers + model.num_decoder_layers()).collect()
         };
         Self {
-            reduction_factor: reduction_factor as f64,
-            non_linearity: non_linearity.to_string(),
-            mh_adapter: add_adapter_in_self_attention,
-            output_adapter: add_adapter_in_feed_forward,
+            reduction_factor: options.reduction_factor as f64,
+            non_linearity: options.non_linearity.clone(),
+            mh_adapter: options.add_adapter_in_self_attention,
+            output_adapter: options.add_adapter_in_feed_forward,
             original_ln_before: false,
             original_ln_after: true,
             residual_before_ln: true,
             adapter_residual_before_ln: false,
-            ln_before: add_layer_norm_before_adapter,
-            ln_after: add_layer_norm_after_adapter,
+            ln_before: options.add_layer_norm_before_adapter,
+            ln_after: options.add_layer_norm_after_adapter,
             scaling: 1.0,
             dropout: 0.0,
             leave_out,
@@ -112,11 +161,20 @@ impl BottleneckConfig {
     }
 
     pub fn activation(&self) -> Result<Activation, String> {
-        Activation::parse(&self.non_linearity.to_lowercase()).ok_or_else(|| {
-            format!(
-                "non_linearity `{}` is not supported (relu, swish, silu, gelu, gelu_new, tanh)",
-                self.non_linearity
-            )
+        non_linearity(&self.non_linearity)
+    }
+
+    /// The seed's options this setting came from, when it is one of the seed's settings
+    /// (the inverse of [`BottleneckConfig::seed`]).
+    pub fn seed_options(&self, model: &T5Config) -> Option<SeedAdapterConfig> {
+        self.dropout_after_adapter.then(|| SeedAdapterConfig {
+            reduction_factor: self.reduction_factor as usize,
+            non_linearity: self.non_linearity.clone(),
+            add_adapter_in_feed_forward: self.output_adapter,
+            add_adapter_in_self_attention: self.mh_adapter,
+            add_adapters_in_decoder: !self.leave_out.contains(&model.num_layers),
+            add_layer_norm_before_adapter: self.ln_before,
+            add_layer_norm_after_adapter: self.ln_after,
         })
     }
 
@@ -127,7 +185,10 @@ impl BottleneckConfig {
     /// Checks the config against a backbone.
     pub fn validate(&self, model: &T5Config) -> Result<(), String> {
         self.activation()?;
-        if !(self.reduction_factor > 0.0) || self.bottleneck(model.d_model) == 0 {
+        if self.reduction_factor.is_nan()
+            || self.reduction_factor <= 0.0
+            || self.bottleneck(model.d_model) == 0
+        {
             return Err(format!(
                 "reduction_factor {} leaves no bottleneck for d_model {}",
                 self.reduction_factor, model.d_model

@@ -1,5 +1,7 @@
-//! Adapter directories: `adapter_config.json` + `adapter.safetensors`, in this project's format
-//! (the seed's adapter) or in the `adapters` library's (AdapterHub) format for T5.
+//! Adapter directories: one task's adapter as `adapter_config.json` + `adapter.safetensors`, in
+//! this project's format (the seed's adapter) or in the `adapters` library's (AdapterHub) format
+//! for T5. (Not a model directory, [`crate::model_dir`], nor a training checkpoint,
+//! [`crate::train::checkpoint`], although the latter holds one adapter directory per task.)
 //!
 //! Tensor names follow the sublayer they adapt (`{encoder,decoder}.block.{i}.layer.{j}`), with
 //! PyTorch's `[out, in]` layout for linear weights:
@@ -18,16 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
-use super::config::BottleneckConfig;
+use super::config::{BottleneckConfig, SeedAdapterConfig};
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
-use crate::checkpoint::{write_safetensors, Weights};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-
-pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -44,69 +44,15 @@ pub struct NativeAdapterConfig {
     pub d_model: usize,
     pub num_layers: usize,
     pub num_decoder_layers: usize,
-    /// The seed's options (its option names) when `kind` is `seed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reduction_factor: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub non_linearity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_adapter_in_feed_forward: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_adapter_in_self_attention: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_adapters_in_decoder: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_layer_norm_before_adapter: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_layer_norm_after_adapter: Option<bool>,
+    /// The seed's options (its option names, as top-level keys) when `kind` is `seed`.
+    #[serde(flatten)]
+    pub seed: Option<SeedAdapterConfig>,
     /// The full bottleneck settings when `kind` is `bottleneck`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bottleneck: Option<BottleneckConfig>,
     /// Whether the norms were shared across tasks while training.
     #[serde(default)]
     pub shared_layer_norms: bool,
-}
-
-/// The seed's option names.
-#[derive(Clone, Debug)]
-pub struct SeedOptions {
-    pub reduction_factor: usize,
-    pub non_linearity: String,
-    pub add_adapter_in_feed_forward: bool,
-    pub add_adapter_in_self_attention: bool,
-    pub add_adapters_in_decoder: bool,
-    pub add_layer_norm_before_adapter: bool,
-    pub add_layer_norm_after_adapter: bool,
-}
-
-impl NativeAdapterConfig {
-    /// The seed options, when all are present.
-    pub fn seed(&self) -> Option<SeedOptions> {
-        Some(SeedOptions {
-            reduction_factor: self.reduction_factor?,
-            non_linearity: self.non_linearity.clone()?,
-            add_adapter_in_feed_forward: self.add_adapter_in_feed_forward?,
-            add_adapter_in_self_attention: self.add_adapter_in_self_attention?,
-            add_adapters_in_decoder: self.add_adapters_in_decoder?,
-            add_layer_norm_before_adapter: self.add_layer_norm_before_adapter?,
-            add_layer_norm_after_adapter: self.add_layer_norm_after_adapter?,
-        })
-    }
-}
-
-impl SeedOptions {
-    pub fn config(&self, model: &T5Config) -> BottleneckConfig {
-        BottleneckConfig::seed(
-            self.reduction_factor,
-            &self.non_linearity,
-            self.add_adapter_in_feed_forward,
-            self.add_adapter_in_self_attention,
-            self.add_adapters_in_decoder,
-            self.add_layer_norm_before_adapter,
-            self.add_layer_norm_after_adapter,
-            model,
-        )
-    }
 }
 
 /// Tensor name pieces of one format.
@@ -226,8 +172,8 @@ fn parse_config(value: Value, config_path: &Path, model: &T5Config) -> Result<Pa
             model,
         )
         .map_err(bad)?;
-        let config = match (native.kind.as_str(), &native.seed(), native.bottleneck) {
-            ("seed", Some(seed), _) => seed.config(model),
+        let config = match (native.kind.as_str(), &native.seed, native.bottleneck) {
+            ("seed", Some(seed), _) => BottleneckConfig::seed(seed, model),
             ("bottleneck", _, Some(b)) => b,
             (kind, _, _) => {
                 return Err(bad(format!(
@@ -615,25 +561,17 @@ pub fn save_adapter<B: Backend>(
     let config = match &adapter.format {
         AdapterFormat::AdapterHub { config, .. } => config.clone(),
         AdapterFormat::Native => {
-            let c = &adapter.config;
-            let seed_like = c.dropout_after_adapter;
+            let seed = adapter.config.seed_options(model);
             let native = NativeAdapterConfig {
                 format: "t5-adapters".into(),
                 format_version: FORMAT_VERSION,
-                kind: if seed_like { "seed" } else { "bottleneck" }.into(),
+                kind: if seed.is_some() { "seed" } else { "bottleneck" }.into(),
                 task: adapter.name.clone(),
                 d_model: model.d_model,
                 num_layers: model.num_layers,
                 num_decoder_layers: model.num_decoder_layers(),
-                reduction_factor: seed_like.then_some(c.reduction_factor as usize),
-                non_linearity: seed_like.then(|| c.non_linearity.clone()),
-                add_adapter_in_feed_forward: seed_like.then_some(c.output_adapter),
-                add_adapter_in_self_attention: seed_like.then_some(c.mh_adapter),
-                add_adapters_in_decoder: seed_like
-                    .then_some(!c.leave_out.contains(&model.num_layers)),
-                add_layer_norm_before_adapter: seed_like.then_some(c.ln_before),
-                add_layer_norm_after_adapter: seed_like.then_some(c.ln_after),
-                bottleneck: (!seed_like).then(|| adapter.config.clone()),
+                bottleneck: seed.is_none().then(|| adapter.config.clone()),
+                seed,
                 shared_layer_norms: adapter.shared_norms,
             };
             serde_json::to_value(native).expect("serializable")

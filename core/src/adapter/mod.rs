@@ -5,15 +5,9 @@
 pub mod bottleneck;
 pub mod config;
 pub mod format;
-
 pub mod set;
-pub mod summary;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
-pub use config::BottleneckConfig;
-pub use format::{
-    load_adapter, load_adapter_from_bytes, named_tensors, save_adapter, NamedTensor,
-    ADAPTER_CONFIG, ADAPTER_WEIGHTS,
-};
+pub use config::{BottleneckConfig, SeedAdapterConfig};
+pub use format::{load_adapter, load_adapter_from_bytes, named_tensors, save_adapter, NamedTensor};
 pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};
-pub use summary::ParameterSummary;

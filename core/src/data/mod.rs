@@ -15,8 +15,10 @@ use crate::error::{Error, Result};
 pub use parquet::read_parquet;
 pub use text::{read_jsonl, read_tsv, read_tsv_with_header};
 
-/// One example: field name -> value (numbers and booleans as their text; struct columns and
-/// nested objects as dotted names, `translation.en`).
+/// One example as named text fields, e.g. `{"sentence1": "...", "sentence2": "...", "label": "1"}`.
+/// Loaders write every value as text: integers as decimals (`1`), booleans as `true`/`false`,
+/// floats as written in the source (`3.8`); struct columns and nested objects become dotted
+/// names (`translation.en`).
 pub type Record = BTreeMap<String, String>;
 
 pub(crate) fn data_error(path: &Path, line: usize, msg: impl Into<String>) -> Error {

@@ -137,7 +137,7 @@ pub trait FusedOps: Backend {
     }
 
     /// Mean label-smoothed cross-entropy of `logits: [n, vocab]` against `labels: [n]` (rows
-    /// labelled [`IGNORE_INDEX`](crate::model::IGNORE_INDEX) left out): `(loss: [1], lse: [n])`,
+    /// labelled [`IGNORE_INDEX`] left out): `(loss: [1], lse: [n])`,
     /// `lse` the log-sum-exp of each row.
     fn cross_entropy_forward(
         logits: FloatTensor<Self>,
@@ -390,9 +390,11 @@ pub fn attention<B: FusedOps>(
     ))
 }
 
-/// Mean cross-entropy with label smoothing over the tokens whose label is not
-/// [`IGNORE_INDEX`](crate::model::IGNORE_INDEX) (PyTorch's `CrossEntropyLoss(ignore_index=-100,
-/// label_smoothing)`).
+/// Label value that contributes nothing to the loss (padding), as PyTorch's `ignore_index`.
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Mean cross-entropy with label smoothing over the tokens whose label is not [`IGNORE_INDEX`]
+/// (PyTorch's `CrossEntropyLoss(ignore_index=-100, label_smoothing)`).
 ///
 /// # Shapes
 /// - logits: `[n, vocab]`; labels: `[n]`; output: `[1]`

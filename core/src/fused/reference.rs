@@ -7,8 +7,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Shape, TensorMetadata};
 
-use super::{float, tensor, AdamWStep, AttentionGrads, AttentionMask, MaskPrimitives, Needs};
-use crate::model::IGNORE_INDEX;
+use super::{
+    float, tensor, AdamWStep, AttentionGrads, AttentionMask, MaskPrimitives, Needs, IGNORE_INDEX,
+};
 
 /// T5's RMS norm, composed.
 ///

@@ -15,6 +15,7 @@ use crate::model::T5ForConditionalGeneration;
 /// HF's stand-in for minus infinity in beam scores.
 const NEG: f32 = -1.0e9;
 
+/// One input's beam search: its running beams and its finished hypotheses.
 struct Item {
     running: Vec<Vec<u32>>,
     running_scores: Vec<f32>,
@@ -22,6 +23,127 @@ struct Item {
     finished_scores: Vec<f32>,
     is_finished: Vec<bool>,
     improvable: bool,
+}
+
+/// What every item's step shares.
+struct Step<'a> {
+    config: &'a GenerationConfig,
+    k: usize,
+    vocab: usize,
+    /// Continuations considered per item (`2 * num_beams`).
+    keep: usize,
+    /// Tokens so far, the decoder start token included.
+    cur_len: usize,
+    max_length: usize,
+    /// The length penalty's divisor for hypotheses that finish now.
+    denominator: f32,
+}
+
+impl Item {
+    /// Before the first token: one live beam (the others at minus infinity so that the first
+    /// step does not pick the same continuation `k` times).
+    fn new(k: usize) -> Self {
+        Self {
+            running: vec![Vec::new(); k],
+            running_scores: (0..k).map(|i| if i == 0 { 0.0 } else { NEG }).collect(),
+            finished: vec![Vec::new(); k],
+            finished_scores: vec![NEG; k],
+            is_finished: vec![false; k],
+            improvable: true,
+        }
+    }
+
+    /// Extends the beams of item `b` by one token from their log-probabilities (`[k, vocab]`):
+    /// pushes onto `reorder` the cache row each new running beam continues, and returns whether
+    /// every continuation considered hit EOS or the length limit.
+    fn advance(
+        &mut self,
+        b: usize,
+        log_probs: &[f32],
+        step: &Step,
+        reorder: &mut Vec<i64>,
+    ) -> bool {
+        let (k, vocab) = (step.k, step.vocab);
+        // Accumulated scores of every (beam, token) continuation.
+        let mut acc = Vec::with_capacity(k * vocab);
+        for beam in 0..k {
+            let row = &log_probs[beam * vocab..(beam + 1) * vocab];
+            let base = self.running_scores[beam];
+            acc.extend(row.iter().map(|&p| p + base));
+        }
+        let top = top_k(&acc, step.keep);
+        let cand: Vec<(f32, usize, Vec<u32>, bool)> = top
+            .iter()
+            .map(|&i| {
+                let (beam, token) = (i / vocab, (i % vocab) as u32);
+                let mut seq = self.running[beam].clone();
+                seq.push(token);
+                let hit =
+                    Some(token) == step.config.eos_token_id || step.cur_len + 1 >= step.max_length;
+                (acc[i], beam, seq, hit)
+            })
+            .collect();
+        let all_hit = cand.iter().all(|c| c.3);
+
+        // Running beams: the best continuations that did not just finish.
+        let running_scores: Vec<f32> = cand
+            .iter()
+            .map(|c| c.0 + if c.3 { NEG } else { 0.0 })
+            .collect();
+        let next = top_k(&running_scores, k);
+        self.running = next.iter().map(|&j| cand[j].2.clone()).collect();
+        self.running_scores = next.iter().map(|&j| running_scores[j]).collect();
+        reorder.extend(next.iter().map(|&j| (b * k + cand[j].1) as i64));
+
+        self.keep_finished(&cand, step);
+        all_hit
+    }
+
+    /// Merges the just-finished top `k` of the candidates with the kept hypotheses.
+    fn keep_finished(&mut self, cand: &[(f32, usize, Vec<u32>, bool)], step: &Step) {
+        let k = step.k;
+        let full = self.is_finished.iter().all(|&f| f)
+            && step.config.early_stopping == EarlyStopping::Stop;
+        let mut merged_scores = self.finished_scores.clone();
+        let mut merged_flags = self.is_finished.clone();
+        for (j, c) in cand.iter().enumerate() {
+            let just_finished = c.3 && j < k;
+            let mut s = c.0 / step.denominator;
+            s += if full { NEG } else { 0.0 };
+            s += if self.improvable { 0.0 } else { NEG };
+            s += if just_finished { 0.0 } else { NEG };
+            merged_scores.push(s);
+            merged_flags.push(just_finished);
+        }
+        let best = top_k(&merged_scores, k);
+        let seq_of = |m: usize| {
+            if m < k {
+                self.finished[m].clone()
+            } else {
+                cand[m - k].2.clone()
+            }
+        };
+        let finished: Vec<Vec<u32>> = best.iter().map(|&m| seq_of(m)).collect();
+        self.finished = finished;
+        self.finished_scores = best.iter().map(|&m| merged_scores[m]).collect();
+        self.is_finished = best.iter().map(|&m| merged_flags[m]).collect();
+    }
+
+    /// Whether the best running beam can still beat the worst finished hypothesis, scored with
+    /// the divisor `best_denominator`; once it cannot, it never can again.
+    fn update_improvable(&mut self, best_denominator: f32) {
+        let best_possible = self.running_scores[0] / best_denominator;
+        let worst = self
+            .finished_scores
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
+        let beatable = self
+            .is_finished
+            .iter()
+            .any(|&f| best_possible > if f { worst } else { NEG });
+        self.improvable &= beatable;
+    }
 }
 
 /// Indices of the `k` largest values, largest first (stable for ties, like a sorted topk).
@@ -52,7 +174,6 @@ pub async fn beam_search<B: FusedOps>(
     let k = config.num_beams;
     let batch = ids.dims()[0];
     let vocab = model.config.vocab_size;
-    let keep = 2 * k; // max(2, 1 + number of EOS ids) * num_beams
     let prompt_len = 1usize;
     let max_length = prompt_len + config.max_new_tokens;
     let lp = config.length_penalty as f64;
@@ -66,16 +187,7 @@ pub async fn beam_search<B: FusedOps>(
 
     // Beams of one input stay within its rows, so each row keeps its input's adapter.
     let beam_adapters = adapters.map(|a| a.repeat_rows(k));
-    let mut items: Vec<Item> = (0..batch)
-        .map(|_| Item {
-            running: vec![Vec::new(); k],
-            running_scores: (0..k).map(|i| if i == 0 { 0.0 } else { NEG }).collect(),
-            finished: vec![Vec::new(); k],
-            finished_scores: vec![NEG; k],
-            is_finished: vec![false; k],
-            improvable: true,
-        })
-        .collect();
+    let mut items: Vec<Item> = (0..batch).map(|_| Item::new(k)).collect();
 
     let mut cur_len = prompt_len;
     loop {
@@ -99,66 +211,20 @@ pub async fn beam_search<B: FusedOps>(
             }
         }
 
+        let step = Step {
+            config,
+            k,
+            vocab,
+            keep: 2 * k, // max(2, 1 + number of EOS ids) * num_beams
+            cur_len,
+            max_length,
+            denominator: ((cur_len + 1 - prompt_len) as f64).powf(lp) as f32,
+        };
         let mut reorder = Vec::with_capacity(batch * k);
         let mut all_hit = true;
-        let denominator = ((cur_len + 1 - prompt_len) as f64).powf(lp) as f32;
         for (b, item) in items.iter_mut().enumerate() {
-            // Accumulated scores of every (beam, token) continuation.
-            let mut acc = Vec::with_capacity(k * vocab);
-            for beam in 0..k {
-                let row = &log_probs[(b * k + beam) * vocab..(b * k + beam + 1) * vocab];
-                let base = item.running_scores[beam];
-                acc.extend(row.iter().map(|&p| p + base));
-            }
-            let top = top_k(&acc, keep);
-            let cand: Vec<(f32, usize, Vec<u32>, bool)> = top
-                .iter()
-                .map(|&i| {
-                    let (beam, token) = (i / vocab, (i % vocab) as u32);
-                    let mut seq = item.running[beam].clone();
-                    seq.push(token);
-                    let hit = Some(token) == config.eos_token_id || cur_len + 1 >= max_length;
-                    (acc[i], beam, seq, hit)
-                })
-                .collect();
-            all_hit &= cand.iter().all(|c| c.3);
-
-            // Running beams: the best continuations that did not just finish.
-            let running_scores: Vec<f32> = cand
-                .iter()
-                .map(|c| c.0 + if c.3 { NEG } else { 0.0 })
-                .collect();
-            let next = top_k(&running_scores, k);
-            item.running = next.iter().map(|&j| cand[j].2.clone()).collect();
-            item.running_scores = next.iter().map(|&j| running_scores[j]).collect();
-            reorder.extend(next.iter().map(|&j| (b * k + cand[j].1) as i64));
-
-            // Finished hypotheses: merge the just-finished top `k` with the kept ones.
-            let full =
-                item.is_finished.iter().all(|&f| f) && config.early_stopping == EarlyStopping::Stop;
-            let mut merged_scores = item.finished_scores.clone();
-            let mut merged_flags = item.is_finished.clone();
-            for (j, c) in cand.iter().enumerate() {
-                let just_finished = c.3 && j < k;
-                let mut s = c.0 / denominator;
-                s += if full { NEG } else { 0.0 };
-                s += if item.improvable { 0.0 } else { NEG };
-                s += if just_finished { 0.0 } else { NEG };
-                merged_scores.push(s);
-                merged_flags.push(just_finished);
-            }
-            let best = top_k(&merged_scores, k);
-            let seq_of = |m: usize| {
-                if m < k {
-                    item.finished[m].clone()
-                } else {
-                    cand[m - k].2.clone()
-                }
-            };
-            let finished: Vec<Vec<u32>> = best.iter().map(|&m| seq_of(m)).collect();
-            item.finished = finished;
-            item.finished_scores = best.iter().map(|&m| merged_scores[m]).collect();
-            item.is_finished = best.iter().map(|&m| merged_flags[m]).collect();
+            let item_log_probs = &log_probs[b * k * vocab..(b + 1) * k * vocab];
+            all_hit &= item.advance(b, item_log_probs, &step, &mut reorder);
         }
 
         let reorder =
@@ -174,17 +240,7 @@ pub async fn beam_search<B: FusedOps>(
         };
         let best_denominator = (best_len as f64).powf(lp) as f32;
         for item in items.iter_mut() {
-            let best_possible = item.running_scores[0] / best_denominator;
-            let worst = item
-                .finished_scores
-                .iter()
-                .copied()
-                .fold(f32::INFINITY, f32::min);
-            let beatable = item
-                .is_finished
-                .iter()
-                .any(|&f| best_possible > if f { worst } else { NEG });
-            item.improvable &= beatable;
+            item.update_improvable(best_denominator);
         }
         let improvement_possible = items.iter().any(|it| it.improvable);
         let open = !(items.iter().all(|it| it.is_finished.iter().all(|&f| f))

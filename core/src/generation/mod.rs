@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapters, Routing};
 use crate::error::{Error, Result};
+use crate::model::inputs::{attention_mask, pad_rows};
 use crate::model::T5ForConditionalGeneration;
 
 pub use beam::beam_search;
@@ -73,17 +74,11 @@ pub fn pad_batch<B: Backend>(
     if inputs.is_empty() || len == 0 {
         return Err(Error::Invalid("generate: no input tokens".into()));
     }
-    let mut ids = Vec::with_capacity(inputs.len() * len);
-    let mut mask = Vec::with_capacity(inputs.len() * len);
-    for row in inputs {
-        if row.is_empty() {
-            return Err(Error::Invalid("generate: an input has no tokens".into()));
-        }
-        ids.extend(row.iter().map(|&t| t as i64));
-        ids.extend(std::iter::repeat_n(pad as i64, len - row.len()));
-        mask.extend(std::iter::repeat_n(1i64, row.len()));
-        mask.extend(std::iter::repeat_n(0i64, len - row.len()));
+    if inputs.iter().any(Vec::is_empty) {
+        return Err(Error::Invalid("generate: an input has no tokens".into()));
     }
+    let ids = pad_rows(inputs.iter().map(Vec::as_slice), len, pad as i64);
+    let mask = attention_mask(inputs.iter().map(Vec::len), len);
     let shape = [inputs.len(), len];
     Ok((
         Tensor::from_data(TensorData::new(ids, shape), device),

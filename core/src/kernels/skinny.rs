@@ -126,8 +126,9 @@ fn xw_block(
     out: &mut [f32],
 ) {
     match isa {
-        // SAFETY: `isa` came from `detect`, so the CPU has these features.
+        // SAFETY: `isa` came from `detect`, so the CPU has AVX-512F, AVX2 and FMA.
         Isa::Avx512 => unsafe { xw_block_avx512(x, w, m, k, n, ks, cs, out) },
+        // SAFETY: `isa` came from `detect`, so the CPU has AVX2 and FMA.
         Isa::Avx2Fma => unsafe { xw_block_avx2(x, w, m, k, n, ks, cs, out) },
     }
 }
@@ -144,8 +145,9 @@ fn xet_rows(
     out: &mut [f32],
 ) {
     match isa {
-        // SAFETY: as above.
+        // SAFETY: `isa` came from `detect`, so the CPU has AVX-512F, AVX2 and FMA.
         Isa::Avx512 => unsafe { xet_rows_avx512(x, e, m, k, v0, v1, out) },
+        // SAFETY: `isa` came from `detect`, so the CPU has AVX2 and FMA.
         Isa::Avx2Fma => unsafe { xet_rows_avx2(x, e, m, k, v0, v1, out) },
     }
 }
@@ -164,6 +166,8 @@ macro_rules! compiled_for {
             cs: (usize, usize),
             out: &mut [f32],
         ) {
+            // SAFETY: compiled with `$features`, which the caller guarantees the CPU has; the
+            // generic body checks its own slice bounds.
             unsafe { xw_block_generic::<$simd>(x, w, m, k, n, ks, cs, out) }
         }
 
@@ -178,6 +182,7 @@ macro_rules! compiled_for {
             v1: usize,
             out: &mut [f32],
         ) {
+            // SAFETY: as for `$xw`: the caller guarantees `$features`, the body checks bounds.
             unsafe { xet_rows_generic::<$simd>(x, e, m, k, v0, v1, out) }
         }
     };
@@ -213,10 +218,12 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: the caller passes a pointer to 16 readable floats (unaligned is fine).
         unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: the caller passes a pointer to 16 writable floats (unaligned is fine).
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
@@ -243,10 +250,12 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: the caller passes a pointer to 8 readable floats (unaligned is fine).
         unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: the caller passes a pointer to 8 writable floats (unaligned is fine).
         unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
@@ -289,8 +298,11 @@ unsafe fn xw_block_generic<S: Simd>(
             macro_rules! strip {
                 ($m:literal) => {
                     if kb == KROWS {
+                        // SAFETY: our caller runs with `S`'s CPU features; `xw_strip` asserts
+                        // its bounds (`kk + KROWS <= k1 <= k`, `rows` rows of `xs` and `ys`).
                         unsafe { xw_strip::<S, $m, KROWS>(xs, w, k, n, width, kk, ys) }
                     } else {
+                        // SAFETY: as above, one row of `w` (`kk < k1 <= k`).
                         unsafe { xw_strip::<S, $m, 1>(xs, w, k, n, width, kk, ys) }
                     }
                 };
@@ -409,10 +421,14 @@ unsafe fn xet_rows_generic<S: Simd>(
                 let ahead = e[(v + PF_ROWS) * k..].as_ptr() as *const i8;
                 let mut b = 0;
                 while b < k * 4 {
+                    // SAFETY: `ahead + b` stays inside table row `v + PF_ROWS < v1` (its `4k`
+                    // bytes), and a prefetch never faults or changes memory.
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.add(b)) };
                     b += 64;
                 }
             }
+            // SAFETY: our caller runs with `S`'s CPU features; `xet_dots` asserts that `xs`
+            // holds `rows` rows and `erow` one row of `k` values.
             let sums = unsafe {
                 match rows {
                     1 => xet_dots::<S, 1>(xs, erow, k),

@@ -1,17 +1,16 @@
 //! T5's multi-head attention (HF `T5Attention`): no biases on the projections and no
 //! 1/sqrt(d_kv) scaling (T5 folds it into the initialization).
 
-use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use super::linear::project;
 use super::relative_bias::RelativeAttentionBias;
-use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{self, AttentionMask, FusedOps};
+use crate::layers::{init_linear, load_linear, project};
+use crate::weights::Weights;
 
 /// Projections `q`, `k`, `v`, `o` and, in the first block of a stack, the position-bias table.
 #[derive(Module, Debug)]
@@ -30,36 +29,15 @@ pub struct Attention<B: Backend> {
     pub d_kv: usize,
 }
 
-fn linear<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -> Linear<B> {
-    Linear {
-        weight: Initializer::Normal { mean: 0.0, std }.init([d_in, d_out], device),
-        bias: None,
-    }
-}
-
-fn load_linear<B: Backend>(
-    w: &mut Weights,
-    name: &str,
-    d_in: usize,
-    d_out: usize,
-    device: &B::Device,
-) -> Result<Linear<B>> {
-    let weight = w.take_linear(&format!("{name}.weight"), d_in, d_out, device)?;
-    Ok(Linear {
-        weight: burn::module::Param::from_tensor(weight),
-        bias: None,
-    })
-}
-
 impl<B: Backend> Attention<B> {
     /// HF's `_init_weights` for `T5Attention`.
     pub fn init(c: &T5Config, bias: Option<bool>, device: &B::Device) -> Self {
         let (d, inner, f) = (c.d_model, c.inner_dim(), c.initializer_factor);
         Self {
-            q: linear(d, inner, f * ((d * c.d_kv) as f64).powf(-0.5), device),
-            k: linear(d, inner, f * (d as f64).powf(-0.5), device),
-            v: linear(d, inner, f * (d as f64).powf(-0.5), device),
-            o: linear(inner, d, f * (inner as f64).powf(-0.5), device),
+            q: init_linear(d, inner, f * ((d * c.d_kv) as f64).powf(-0.5), device),
+            k: init_linear(d, inner, f * (d as f64).powf(-0.5), device),
+            v: init_linear(d, inner, f * (d as f64).powf(-0.5), device),
+            o: init_linear(inner, d, f * (inner as f64).powf(-0.5), device),
             relative_attention_bias: bias.map(|bidirectional| {
                 RelativeAttentionBias::init(
                     c.relative_attention_num_buckets,

@@ -9,10 +9,10 @@ use super::cache::KeyValue;
 use super::feed_forward::DenseActDense;
 use super::layer_norm::LayerNorm;
 use crate::adapter::{set::position, Adapters, Sublayer};
-use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{AttentionMask, FusedOps};
+use crate::weights::Weights;
 
 /// HF `T5LayerSelfAttention`: `x + dropout(SelfAttention(layer_norm(x)))`.
 #[derive(Module, Debug)]

@@ -1,54 +1,14 @@
 //! T5's feed-forward sublayer: `DenseReluDense` (v1.0, `wi`/`wo`) or `DenseGatedActDense`
 //! (v1.1, flan-T5, mT5: `wi_0`/`wi_1`/`wo`).
 
-use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
-use super::linear::project;
-use burn::tensor::activation;
-
-use crate::checkpoint::Weights;
 use crate::config::{Activation, T5Config};
 use crate::error::Result;
 use crate::fused::FusedOps;
-
-/// Applies an activation by HF's semantics.
-pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
-    match act {
-        Activation::Relu => activation::relu(x),
-        Activation::Gelu => activation::gelu(x),
-        Activation::GeluNew => {
-            // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as HF's NewGELUActivation.
-            let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715)
-                * (2.0f64 / std::f64::consts::PI).sqrt();
-            x * (inner.tanh() + 1.0) * 0.5
-        }
-        Activation::Silu => activation::silu(x),
-        Activation::Tanh => x.tanh(),
-    }
-}
-
-fn dense<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -> Linear<B> {
-    Linear {
-        weight: Initializer::Normal { mean: 0.0, std }.init([d_in, d_out], device),
-        bias: None,
-    }
-}
-
-fn load_dense<B: Backend>(
-    w: &mut Weights,
-    name: &str,
-    d_in: usize,
-    d_out: usize,
-    device: &B::Device,
-) -> Result<Linear<B>> {
-    let weight = w.take_linear(&format!("{name}.weight"), d_in, d_out, device)?;
-    Ok(Linear {
-        weight: Param::from_tensor(weight),
-        bias: None,
-    })
-}
+use crate::layers::{activate, init_linear, load_linear, project};
+use crate::weights::Weights;
 
 /// `wo(dropout(act(wi(x))))`, or `wo(dropout(act(wi_0(x)) * wi_1(x)))` when gated.
 #[derive(Module, Debug)]
@@ -70,9 +30,9 @@ impl<B: Backend> DenseActDense<B> {
         let (d, f) = (c.d_model, c.initializer_factor);
         let std_in = f * (d as f64).powf(-0.5);
         Self {
-            wi: dense(d, c.d_ff, std_in, device),
-            wi_1: ff.gated.then(|| dense(d, c.d_ff, std_in, device)),
-            wo: dense(c.d_ff, d, f * (c.d_ff as f64).powf(-0.5), device),
+            wi: init_linear(d, c.d_ff, std_in, device),
+            wi_1: ff.gated.then(|| init_linear(d, c.d_ff, std_in, device)),
+            wo: init_linear(c.d_ff, d, f * (c.d_ff as f64).powf(-0.5), device),
             dropout: DropoutConfig::new(c.dropout_rate).init(),
             activation: ff.activation,
         }
@@ -83,16 +43,19 @@ impl<B: Backend> DenseActDense<B> {
         let (d, d_ff) = (c.d_model, c.d_ff);
         let (wi, wi_1) = if ff.gated {
             (
-                load_dense(w, &format!("{name}.wi_0"), d, d_ff, device)?,
-                Some(load_dense(w, &format!("{name}.wi_1"), d, d_ff, device)?),
+                load_linear(w, &format!("{name}.wi_0"), d, d_ff, device)?,
+                Some(load_linear(w, &format!("{name}.wi_1"), d, d_ff, device)?),
             )
         } else {
-            (load_dense(w, &format!("{name}.wi"), d, d_ff, device)?, None)
+            (
+                load_linear(w, &format!("{name}.wi"), d, d_ff, device)?,
+                None,
+            )
         };
         Ok(Self {
             wi,
             wi_1,
-            wo: load_dense(w, &format!("{name}.wo"), d_ff, d, device)?,
+            wo: load_linear(w, &format!("{name}.wo"), d_ff, d, device)?,
             dropout: DropoutConfig::new(c.dropout_rate).init(),
             activation: ff.activation,
         })

@@ -3,9 +3,9 @@
 use burn::module::{Initializer, Param};
 use burn::prelude::*;
 
-use crate::checkpoint::Weights;
 use crate::error::Result;
 use crate::fused::{self, FusedOps};
+use crate::weights::Weights;
 
 /// RMS layer norm with a learned scale, `weight * x / sqrt(mean(x^2) + eps)`.
 #[derive(Module, Debug)]

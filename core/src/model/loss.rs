@@ -3,10 +3,8 @@
 
 use burn::prelude::*;
 
+pub use crate::fused::IGNORE_INDEX;
 use crate::fused::{self, FusedOps};
-
-/// Label value that contributes nothing to the loss (padding).
-pub const IGNORE_INDEX: i64 = -100;
 
 /// # Shapes
 /// - logits: `[batch, tgt, vocab]`

@@ -6,8 +6,8 @@ use burn::module::{Initializer, Param};
 use burn::nn::Embedding;
 use burn::prelude::*;
 
-use crate::checkpoint::Weights;
 use crate::error::Result;
+use crate::weights::Weights;
 
 /// HF's `T5Attention._relative_position_bucket` for one distance `key - query`.
 ///

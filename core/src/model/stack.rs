@@ -8,10 +8,10 @@ use super::block::Block;
 use super::cache::KeyValue;
 use super::layer_norm::LayerNorm;
 use crate::adapter::Adapters;
-use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{AttentionMask, FusedOps};
+use crate::weights::Weights;
 
 /// Additive mask value, as HF's `torch.finfo(float32).min`.
 pub const MASK_VALUE: f32 = f32::MIN;

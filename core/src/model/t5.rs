@@ -5,15 +5,15 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::cache::{DecoderCache, KeyValue};
-use super::linear::project;
 use super::loss::{cross_entropy, IGNORE_INDEX};
 use super::stack::{Stack, MASK_VALUE};
 use crate::adapter::Adapters;
-use crate::checkpoint::Weights;
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{self, FusedOps};
 use crate::kernels::small_rows_matmul;
+use crate::layers::project;
+use crate::weights::Weights;
 
 /// The encoder-decoder with its language-model head.
 #[derive(Module, Debug)]

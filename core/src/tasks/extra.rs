@@ -129,8 +129,8 @@ pub(crate) fn trec() -> Task {
 
 #[cfg(test)]
 mod tests {
-    use super::super::template::Record;
     use super::*;
+    use crate::data::Record;
 
     fn record(pairs: &[(&str, &str)]) -> Record {
         pairs

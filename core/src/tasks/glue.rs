@@ -229,8 +229,8 @@ pub(crate) fn wnli() -> Task {
 
 #[cfg(test)]
 mod tests {
-    use super::super::template::Record;
     use super::*;
+    use crate::data::Record;
 
     fn record(pairs: &[(&str, &str)]) -> Record {
         pairs

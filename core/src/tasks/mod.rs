@@ -11,7 +11,8 @@
 //! and scores generated texts with its metrics ([`Task::evaluate`], see [`crate::metrics`]).
 //!
 //! - [`registry`]: the 20 built-in tasks by name (GLUE, SuperGLUE, the seed's
-//!   others, WMT16 en→ro), and custom tasks from a config ([`CustomTaskSpec`]);
+//!   others, WMT16 en→ro); custom tasks from a config ([`CustomTaskConfig`]); [`resolve`]
+//!   looks names up in both;
 //! - [`split_validation_test`], [`take_n`], [`sample_n`]: the seed's splits, deterministic in
 //!   `data_seed`;
 //! - [`average_metrics`]: the single number the seed selects checkpoints by.
@@ -25,7 +26,6 @@ mod custom;
 mod extra;
 mod glue;
 pub mod registry;
-mod rng;
 pub mod source;
 mod split;
 mod superglue;
@@ -33,11 +33,11 @@ mod task;
 mod template;
 mod translation;
 
-pub use custom::CustomTaskSpec;
-pub use rng::{permutation, SplitMix64};
+pub use crate::data::Record;
+pub use custom::{resolve, CustomTaskConfig, DataFormat};
 pub use split::{sample_n, split_validation_test, take_n, Splits, LARGE_VALIDATION_SIZE};
 pub use task::{
-    average_metrics, round_stsb, Answer, Example, HubSource, Role, SplitNames, SplitPolicy, Task,
-    TsvLayout,
+    average_metrics, round_stsb, Answer, HubSource, Role, SplitNames, SplitPolicy, Task,
+    TextExample, TsvLayout,
 };
-pub use template::{Record, Template};
+pub use template::Template;

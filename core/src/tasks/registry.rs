@@ -1,6 +1,6 @@
-//! Looking tasks up by name: the built-in table, and custom tasks from a config.
+//! The built-in tasks by name (custom tasks from a config build themselves, see
+//! [`CustomTaskConfig`](super::CustomTaskConfig), and [`resolve`](super::resolve) looks up both).
 
-use super::custom::CustomTaskSpec;
 use super::task::Task;
 use super::{extra, glue, superglue, translation};
 use crate::error::{Error, Result};
@@ -61,44 +61,11 @@ pub fn all() -> Vec<Task> {
     BUILT_IN.iter().map(|(_, make)| make()).collect()
 }
 
-/// The tasks called `names`, each custom task (from `custom`) or built-in, in the order asked.
-/// Every custom spec is validated, used or not; the error for an unknown name lists both kinds.
-pub fn resolve(names: &[String], custom: &[CustomTaskSpec]) -> Result<Vec<Task>> {
-    let custom_tasks = custom
-        .iter()
-        .map(CustomTaskSpec::build)
-        .collect::<Result<Vec<Task>>>()?;
-    for (i, task) in custom_tasks.iter().enumerate() {
-        if custom_tasks[..i].iter().any(|t| t.name() == task.name()) {
-            return Err(Error::Invalid(format!(
-                "custom task `{}` is defined twice",
-                task.name()
-            )));
-        }
-    }
-    names
-        .iter()
-        .map(|name| {
-            if let Some(task) = custom_tasks.iter().find(|t| t.name() == name) {
-                return Ok(task.clone());
-            }
-            get(name).map_err(|_| {
-                let mut known: Vec<&str> = self::names().collect();
-                known.extend(custom_tasks.iter().map(|t| t.name()));
-                Error::Invalid(format!(
-                    "unknown task `{name}`; known tasks: {}",
-                    known.join(", ")
-                ))
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::Metric;
-    use crate::tasks::{Answer, SplitPolicy};
+    use crate::tasks::SplitPolicy;
 
     #[test]
     fn every_built_in_is_consistent() {
@@ -153,32 +120,5 @@ mod tests {
         let err = get("glue-rte").unwrap_err().to_string();
         assert!(err.starts_with("unknown task `glue-rte`; known tasks: cola, sst2, mrpc"));
         assert!(err.ends_with("trec, wmt16-en-ro"), "{err}");
-    }
-
-    #[test]
-    fn resolve_mixes_custom_and_built_in() {
-        let spec = CustomTaskSpec {
-            name: "my-nli".into(),
-            template: "premise: {premise} hypothesis: {hypothesis}".into(),
-            target_field: "label".into(),
-            labels: Some(vec!["yes".into(), "no".into()]),
-            metrics: vec!["accuracy".into()],
-            split_policy: SplitPolicy::Keep,
-        };
-        let tasks = resolve(
-            &["rte".into(), "my-nli".into()],
-            std::slice::from_ref(&spec),
-        )
-        .unwrap();
-        assert_eq!(tasks[0].name(), "rte");
-        assert_eq!(tasks[1].name(), "my-nli");
-        assert!(matches!(tasks[1].answer(), Answer::Label { .. }));
-
-        let err = resolve(&["nope".into()], std::slice::from_ref(&spec))
-            .unwrap_err()
-            .to_string();
-        assert!(err.ends_with("wmt16-en-ro, my-nli"), "{err}");
-        let err = resolve(&[], &[spec.clone(), spec]).unwrap_err().to_string();
-        assert_eq!(err, "custom task `my-nli` is defined twice");
     }
 }

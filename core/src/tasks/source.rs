@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::task::{Role, Task};
-use super::template::Record;
-use crate::data::{self, read_tsv_with_header, select_columns};
+use crate::data::{self, read_tsv_with_header, select_columns, Record};
 use crate::error::{Error, Result};
 
 /// The file names a split may have in a data directory, most specific first:

@@ -9,12 +9,12 @@
 //!   and keeps the rest; the validation split becomes test.
 //!
 //! Shuffles are seeded by `data_seed` alone, so every run (and every task) with the same seed
-//! sees the same split. The generator is our [`SplitMix64`](super::rng::SplitMix64), not
+//! sees the same split. The generator is our [`SplitMix64`](crate::rng::SplitMix64), not
 //! `torch.randperm`: sizes and procedure match the seed, the chosen examples do not.
 
-use super::rng::permutation;
 use super::task::{SplitPolicy, Task};
 use crate::error::{Error, Result};
+use crate::rng::permutation;
 
 /// Examples a large data set moves from train to validation.
 pub const LARGE_VALIDATION_SIZE: usize = 1000;

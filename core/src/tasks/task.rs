@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::template::{field, Record, Template};
+use super::template::{field, Template};
+use crate::data::Record;
 use crate::error::{Error, Result};
 use crate::metrics::{self, Metric};
 
@@ -41,6 +42,13 @@ pub enum SplitPolicy {
     /// Labelled validation and test splits exist already; nothing moves.
     #[default]
     Keep,
+}
+
+impl SplitPolicy {
+    /// Whether this is the default, which a config need not spell out.
+    pub fn is_keep(&self) -> bool {
+        *self == SplitPolicy::Keep
+    }
 }
 
 /// The three roles a split plays.
@@ -114,9 +122,10 @@ pub struct TsvLayout {
     pub columns: Vec<(String, String)>,
 }
 
-/// A formatted example.
+/// A record formatted as text (the tokenizer turns it into a
+/// [`train::batch::Example`](crate::train::batch::Example)).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Example {
+pub struct TextExample {
     /// The encoder's input text.
     pub input: String,
     /// The text the decoder learns to generate.
@@ -124,7 +133,7 @@ pub struct Example {
 }
 
 /// A text-to-text task. Built-in tasks come from [`registry::get`](super::registry::get), custom
-/// ones from a [`CustomTaskSpec`](super::CustomTaskSpec).
+/// ones from a [`CustomTaskConfig`](super::CustomTaskConfig).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
     pub(crate) name: String,
@@ -251,8 +260,8 @@ impl Task {
     }
 
     /// Input and target together.
-    pub fn format(&self, record: &Record, prefix_task_name: bool) -> Result<Example> {
-        Ok(Example {
+    pub fn format(&self, record: &Record, prefix_task_name: bool) -> Result<TextExample> {
+        Ok(TextExample {
             input: self.format_input(record, prefix_task_name)?,
             target: self.format_target(record)?,
         })

@@ -5,15 +5,10 @@
 //! character (an empty value leaves two spaces in both), and lets custom tasks be written in a
 //! config file.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::data::Record;
 use crate::error::{Error, Result};
-
-/// One example as named text fields, e.g. `{"sentence1": "...", "sentence2": "...", "label": "1"}`.
-/// Loaders write every value as text: integers as decimals (`1`), booleans as `true`/`false`,
-/// floats as written in the source (`3.8`).
-pub type Record = BTreeMap<String, String>;
 
 /// A parsed template. `{name}` is replaced by the record's `name` field; `{{` and `}}` stand
 /// for literal braces.
@@ -58,10 +53,15 @@ impl Template {
                         name.push(n);
                     }
                     if !closed {
-                        return Err(bad(format!("`{{` at byte {at} is never closed")));
+                        return Err(bad(format!(
+                            "`{{` at byte {at} is never closed: a placeholder without a `}}`"
+                        )));
                     }
                     if name.is_empty() {
-                        return Err(bad(format!("empty placeholder `{{}}` at byte {at}")));
+                        return Err(bad(format!(
+                            "empty placeholder `{{}}` at byte {at}: a placeholder must be a \
+                             field name"
+                        )));
                     }
                     if let Some(c) = name.chars().find(|&c| !is_name_char(c)) {
                         return Err(bad(format!(

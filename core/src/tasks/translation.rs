@@ -33,7 +33,7 @@ pub(crate) fn wmt16_en_ro() -> Task {
 
 #[cfg(test)]
 mod tests {
-    use super::super::template::Record;
+    use crate::data::Record;
 
     #[test]
     fn wmt16_en_ro() {

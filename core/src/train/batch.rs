@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 
+use crate::model::inputs::{attention_mask, pad_rows};
 use crate::model::IGNORE_INDEX;
 
 /// One tokenized example: source ids and target ids, both ending with `</s>`.
@@ -44,15 +45,9 @@ pub fn collate<B: Backend>(examples: &[&Example], pad: u32, device: &B::Device) 
         .max()
         .unwrap_or(1)
         .max(1);
-    let (mut ids, mut mask, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-    for e in examples {
-        ids.extend(e.input_ids.iter().map(|&t| t as i64));
-        ids.extend(std::iter::repeat_n(pad as i64, src - e.input_ids.len()));
-        mask.extend(std::iter::repeat_n(1i64, e.input_ids.len()));
-        mask.extend(std::iter::repeat_n(0i64, src - e.input_ids.len()));
-        labels.extend(e.labels.iter().map(|&t| t as i64));
-        labels.extend(std::iter::repeat_n(IGNORE_INDEX, tgt - e.labels.len()));
-    }
+    let ids = pad_rows(examples.iter().map(|e| &e.input_ids[..]), src, pad as i64);
+    let mask = attention_mask(examples.iter().map(|e| e.input_ids.len()), src);
+    let labels = pad_rows(examples.iter().map(|e| &e.labels[..]), tgt, IGNORE_INDEX);
     let b = examples.len();
     Batch {
         input_ids: Tensor::from_data(TensorData::new(ids, [b, src]), device),

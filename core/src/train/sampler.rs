@@ -1,9 +1,9 @@
 //! Multi-task sampling, as in the seed: one task per batch, task `i` drawn with probability
 //! ∝ (n_i/N)^(1/T), examples drawn within the task.
 //!
-//! Everything here is deterministic for a seed and platform-independent (a self-contained
-//! SplitMix64 generator, integer-only shuffles), and every sampler has a serializable state so
-//! that a resumed run continues the exact same sequence.
+//! Everything here is deterministic for a seed and platform-independent (the SplitMix64
+//! generator of [`crate::rng`], integer-only shuffles), and every sampler has a serializable
+//! state so that a resumed run continues the exact same sequence.
 //!
 //! One difference from the seed: within a task, examples come from a shuffled order that is
 //! walked epoch by epoch ([`TaskIterator`]; every example once per task epoch), whereas the seed
@@ -12,69 +12,17 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::rng::{derive_seed, SplitMix64};
 
-/// SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference `splitmix64.c`): a 64-bit state,
-/// good statistical quality for sampling, and the same numbers on every platform.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-    /// A generator whose stream is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
+/// A sampling temperature is a positive number; the reason when it is not.
+pub fn check_temperature(temperature: f64) -> std::result::Result<(), String> {
+    if temperature > 0.0 && temperature.is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be positive (1 = proportional to task size), got {temperature}"
+        ))
     }
-
-    /// The state to save; [`SplitMix64::new`] with it continues the stream.
-    pub fn state(&self) -> u64 {
-        self.state
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(Self::GAMMA);
-        mix64(self.state)
-    }
-
-    /// Uniform in [0, 1), 53 bits of precision.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `0..n` without modulo bias (Lemire's method); `n` must be positive.
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "SplitMix64::below(0)");
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let product = u128::from(self.next_u64()) * u128::from(n);
-            if (product as u64) >= threshold {
-                return (product >> 64) as u64;
-            }
-        }
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
-/// SplitMix64's output function: a bijective 64-bit mixer.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// An independent seed for sub-stream `stream` (e.g. a task index) of a run seeded by `seed`.
-pub fn derive_seed(seed: u64, stream: u64) -> u64 {
-    mix64(seed ^ mix64(stream.wrapping_add(1).wrapping_mul(SplitMix64::GAMMA)))
 }
 
 /// The temperature-sampling distribution: p_i ∝ (n_i/N)^(1/T), normalized.
@@ -86,11 +34,8 @@ pub fn temperature_probabilities(sizes: &[usize], temperature: f64) -> Result<Ve
             "temperature sampling needs at least one task".into(),
         ));
     }
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "sampling temperature must be positive, got {temperature}"
-        )));
-    }
+    check_temperature(temperature)
+        .map_err(|why| Error::Invalid(format!("sampling temperature {why}")))?;
     let total: f64 = sizes.iter().map(|&n| n as f64).sum();
     if total == 0.0 {
         return Err(Error::Invalid("every task has 0 training examples".into()));
@@ -395,32 +340,6 @@ mod tests {
             counts[sampler.next_task()] += 1;
         }
         counts.iter().map(|&c| c as f64 / draws as f64).collect()
-    }
-
-    #[test]
-    fn splitmix64_matches_the_reference() {
-        // Vigna's splitmix64.c seeded with 0.
-        let mut rng = SplitMix64::new(0);
-        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
-        assert_eq!(rng.next_u64(), 0x06C4_5D18_8009_454F);
-        assert_eq!(rng.next_u64(), 0xF88B_B8A8_724C_81EC);
-    }
-
-    #[test]
-    fn below_is_in_range_and_unbiased() {
-        let mut rng = SplitMix64::new(1);
-        let mut counts = [0usize; 7];
-        for _ in 0..70_000 {
-            counts[rng.below(7) as usize] += 1;
-        }
-        for c in counts {
-            assert!((c as f64 / 10_000.0 - 1.0).abs() < 0.05, "{counts:?}");
-        }
-        for _ in 0..1000 {
-            let x = rng.next_f64();
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 
     #[test]

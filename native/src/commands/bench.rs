@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
+use t5_core::model_dir::ModelDir;
 use t5_core::{T5Config, T5ForConditionalGeneration};
 
 use crate::backend::{run_on, Job};
@@ -15,7 +15,7 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::Optimizer;
-use t5_core::adapter::{AdapterSet, BottleneckConfig, TaskAdapter};
+use t5_core::adapter::{AdapterSet, BottleneckConfig, SeedAdapterConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
 use t5_core::train::batch::Example;
 use t5_core::train::optim::FusedAdamW;
@@ -171,16 +171,12 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
     });
     let mut set = AdapterSet::default();
     if adapters {
-        let c = BottleneckConfig::seed(
-            args.reduction_factor,
-            "relu",
-            true,
-            true,
-            true,
-            false,
-            true,
-            &config,
-        );
+        let seed = SeedAdapterConfig {
+            reduction_factor: args.reduction_factor,
+            non_linearity: "relu".into(),
+            ..SeedAdapterConfig::default()
+        };
+        let c = BottleneckConfig::seed(&seed, &config);
         set.insert(TaskAdapter::init("task", c, &config, &device)?);
     }
     // burn's AdamW defaults (as benches/reference_train.py), through the trainer's fused update.

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use t5_core::adapter::{load_adapter, AdapterSet};
-use t5_core::checkpoint::ModelDir;
-use t5_core::train::trainer::{evaluate, format_metrics, predict, prepare_data};
+use t5_core::model_dir::ModelDir;
+use t5_core::train::data::{prepare_data, TaskData};
+use t5_core::train::evaluate::{evaluate, format_metrics, predict};
+use t5_core::train::setup::load_tokenizer;
 use t5_core::train::RunConfig;
-use t5_core::T5Tokenizer;
+use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
 
 use crate::backend::{run_on, Job};
 use crate::cli::{EvalArgs, PredictArgs, SplitArg};
@@ -42,26 +44,20 @@ fn setup(
     })
 }
 
+/// A setup's model, adapters, tokenizer and data, loaded.
+struct Loaded<B: Backend> {
+    model: T5ForConditionalGeneration<B>,
+    set: AdapterSet<B>,
+    tok: T5Tokenizer,
+    data: Vec<TaskData>,
+}
+
 /// Loads the model, tokenizer, adapters and data of a setup.
-fn load<B: Backend>(
-    s: &Setup,
-    device: &B::Device,
-) -> Result<(
-    t5_core::T5ForConditionalGeneration<B>,
-    AdapterSet<B>,
-    T5Tokenizer,
-    Vec<t5_core::train::trainer::TaskData>,
-)> {
+fn load<B: Backend>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
     let dir =
         ModelDir::resolve(&s.model).with_context(|| format!("loading model `{}`", s.model))?;
     let model = dir.load_model::<B>(device)?;
-    let tok = match &s.config.tokenizer_name {
-        Some(t) if std::path::Path::new(t).is_dir() => {
-            T5Tokenizer::from_file(&std::path::Path::new(t).join("tokenizer.json"))?
-        }
-        Some(t) => T5Tokenizer::from_file(std::path::Path::new(t))?,
-        None => dir.load_tokenizer()?,
-    };
+    let (tok, _) = load_tokenizer(&s.config, Some(&dir))?;
     let mut set = AdapterSet::default();
     for a in &s.adapters {
         set.insert(
@@ -70,7 +66,12 @@ fn load<B: Backend>(
         );
     }
     let data = prepare_data(&s.config, &tok, model.config.eos_token_id as u32)?;
-    Ok((model, set, tok, data))
+    Ok(Loaded {
+        model,
+        set,
+        tok,
+        data,
+    })
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
@@ -87,7 +88,12 @@ struct EvalJob(Setup);
 impl Job for EvalJob {
     type Output = std::collections::BTreeMap<String, f64>;
     fn run<B: t5_core::fused::FusedOps>(self, device: B::Device, _: &str) -> Result<Self::Output> {
-        let (model, set, tok, data) = load::<B>(&self.0, &device)?;
+        let Loaded {
+            model,
+            set,
+            tok,
+            data,
+        } = load::<B>(&self.0, &device)?;
         Ok(evaluate(
             &model,
             &set,
@@ -115,7 +121,12 @@ struct PredictJob(Setup, String);
 impl Job for PredictJob {
     type Output = Vec<serde_json::Value>;
     fn run<B: t5_core::fused::FusedOps>(self, device: B::Device, _: &str) -> Result<Self::Output> {
-        let (model, set, tok, data) = load::<B>(&self.0, &device)?;
+        let Loaded {
+            model,
+            set,
+            tok,
+            data,
+        } = load::<B>(&self.0, &device)?;
         let Some(td) = data.iter().find(|d| d.task.name() == self.1) else {
             bail!(
                 "task `{}` is not among the config's tasks ({})",
@@ -124,12 +135,8 @@ impl Job for PredictJob {
             );
         };
         let predictions = predict(&model, &set, &self.0.config, td, &tok, self.0.test)?;
-        let rows = if self.0.test {
-            &td.test
-        } else {
-            &td.validation
-        };
-        Ok(rows
+        Ok(td
+            .rows(self.0.test)
             .iter()
             .zip(predictions)
             .map(|((ex, target), prediction)| {

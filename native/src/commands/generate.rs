@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
-use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, EarlyStopping, GenerationConfig};
+use t5_core::model_dir::ModelDir;
 
 use crate::backend::{run_on, Job};
 use crate::cli::{EarlyStoppingArg, GenerateArgs};

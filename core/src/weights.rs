@@ -1,5 +1,7 @@
-//! Reading tensors out of one or more `.safetensors` buffers (a single file, HF shards, or bytes
-//! handed over by the browser), converting f16/bf16/f32 to the f32 compute type.
+//! Named tensors in safetensors files: reading them out of one or more buffers (a single file,
+//! HF shards, or bytes handed over by the browser), converting f16/bf16/f32 to the f32 compute
+//! type, and writing f32 tensors. The model, the adapters and the model export all go through
+//! here; it knows nothing about any of them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::files::{WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 
 struct Entry {
     file: usize,
@@ -83,8 +86,8 @@ impl Weights {
 
     /// Reads `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        let index = dir.join("model.safetensors.index.json");
+        let single = dir.join(WEIGHTS_FILE);
+        let index = dir.join(WEIGHTS_INDEX_FILE);
         let files = if single.is_file() {
             vec![single]
         } else if index.is_file() {
@@ -200,7 +203,8 @@ impl Weights {
     }
 }
 
-fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+/// The shard files named by an index (`model.safetensors.index.json`), deduplicated and sorted.
+pub fn index_shards(index: &Path) -> Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Index {
         weight_map: BTreeMap<String, String>,
@@ -210,12 +214,17 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         path: index.into(),
         source,
     })?;
-    let dir = index.parent().unwrap_or(Path::new("."));
-    let names: BTreeSet<&String> = parsed.weight_map.values().collect();
+    let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
     if names.is_empty() {
         return Err(Error::checkpoint(index, "`weight_map` lists no files"));
     }
-    let files: Vec<PathBuf> = names.into_iter().map(|n| dir.join(n)).collect();
+    Ok(names.into_iter().collect())
+}
+
+/// The shards of an index next to it, each of which must exist.
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = index_shards(index)?.iter().map(|n| dir.join(n)).collect();
     let missing: Vec<String> = files
         .iter()
         .filter(|f| !f.is_file())
@@ -233,7 +242,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
 
 fn to_f32(bytes: &[u8], dtype: Dtype) -> std::result::Result<Vec<f32>, String> {
     let chunks = |n: usize| {
-        if bytes.len() % n != 0 {
+        if !bytes.len().is_multiple_of(n) {
             Err(format!(
                 "{} bytes is not a whole number of {dtype:?} values",
                 bytes.len()
@@ -281,7 +290,7 @@ pub fn write_safetensors(
 }
 
 fn bytemuck_f32(values: &[f32]) -> &[u8] {
-    // Safety: f32 has no padding and any byte pattern is a valid u8; safetensors is little-endian
+    // SAFETY: f32 has no padding and any byte pattern is a valid u8; safetensors is little-endian
     // and so is every target we build for (x86_64, aarch64, wasm32).
     unsafe {
         std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))

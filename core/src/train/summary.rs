@@ -5,7 +5,7 @@ use std::fmt;
 use burn::module::Module;
 use burn::prelude::*;
 
-use super::set::AdapterSet;
+use crate::adapter::AdapterSet;
 use crate::model::T5ForConditionalGeneration;
 
 /// Parameter counts of a backbone and its adapters.
@@ -92,7 +92,7 @@ impl fmt::Display for ParameterSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::{BottleneckConfig, TaskAdapter};
+    use crate::adapter::{BottleneckConfig, SeedAdapterConfig, TaskAdapter};
     use crate::T5Config;
 
     #[test]
@@ -107,7 +107,12 @@ mod tests {
             (32usize, 512 * 16 + 16 + 16 * 512 + 512 + 2 * 512),
             (16, 512 * 32 + 32 + 32 * 512 + 512 + 2 * 512),
         ] {
-            let config = BottleneckConfig::seed(rf, "relu", true, true, true, false, true, &c);
+            let seed = SeedAdapterConfig {
+                reduction_factor: rf,
+                non_linearity: "relu".into(),
+                ..SeedAdapterConfig::default()
+            };
+            let config = BottleneckConfig::seed(&seed, &c);
             let mut set = AdapterSet::default();
             set.insert(TaskAdapter::<B>::init("rte", config, &c, &device).unwrap());
             let s = ParameterSummary::new(&model, Some(&set), 0);

@@ -1,16 +1,18 @@
-//! Writing a model back as a Hugging Face checkpoint (`config.json` + `model.safetensors`, HF key
-//! names, PyTorch layouts), so fine-tuned weights load in transformers and in `native generate`.
+//! The model export: writing a model back as a Hugging Face model directory (`config.json` +
+//! `model.safetensors`, HF key names, PyTorch layouts), so fine-tuned weights load in
+//! transformers and in `native generate`.
 
 use std::path::Path;
 
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::safetensors::write_safetensors;
 use crate::error::{Error, Result};
+use crate::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::model::attention::Attention;
 use crate::model::layer_norm::LayerNorm;
 use crate::model::T5ForConditionalGeneration;
+use crate::weights::write_safetensors;
 
 type Named = Vec<(String, Vec<usize>, Vec<f32>)>;
 
@@ -117,19 +119,15 @@ pub fn save_pretrained<B: Backend>(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
-    write_safetensors(
-        &dir.join("model.safetensors"),
-        &hf_tensors(model),
-        Some(metadata),
-    )?;
+    write_safetensors(&dir.join(WEIGHTS_FILE), &hf_tensors(model), Some(metadata))?;
     let mut config = serde_json::to_value(&model.config).expect("serializable config");
     config["architectures"] = serde_json::json!(["T5ForConditionalGeneration"]);
     config["is_encoder_decoder"] = serde_json::json!(true);
     let text = serde_json::to_string_pretty(&config).expect("serializable");
-    crate::io::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    crate::io::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
     if let Some(tok) = tokenizer {
         let bytes = std::fs::read(tok).map_err(|e| Error::io(tok, e))?;
-        crate::io::write_atomic(&dir.join("tokenizer.json"), &bytes)?;
+        crate::io::write_atomic(&dir.join(TOKENIZER_FILE), &bytes)?;
     }
     Ok(())
 }

@@ -1,25 +1,27 @@
-//! Hugging Face checkpoints: a directory with `config.json`, `model.safetensors` (or shards) and
-//! `tokenizer.json`, or a hub name resolved into the HF cache.
+//! Model directories, Hugging Face's `save_pretrained` layout (what HF calls a checkpoint):
+//! `config.json`, `model.safetensors` (or shards) and `tokenizer.json`. [`ModelDir`] opens one,
+//! or resolves a hub name into the HF cache, and loads the model and tokenizer from it;
+//! [`export`] writes a model back as one (the *model export* of a training run).
+//!
+//! Not to be confused with an adapter directory ([`crate::adapter::format`]) or a training
+//! checkpoint ([`crate::train::checkpoint`]); [`crate::files`] names the files of all three.
 
 pub mod export;
-mod safetensors;
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use self::safetensors::{write_safetensors, Weights};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
+use crate::files::{CONFIG_FILE, TOKENIZER_FILE};
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::T5Tokenizer;
+/// The reader of a model directory's weights (it lives in [`crate::weights`]).
+pub use crate::weights::Weights;
 pub use export::{hf_tensors, save_pretrained};
 
-/// The files that make a model directory.
-pub const CONFIG_FILE: &str = "config.json";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-
-/// A checkpoint found on disk: where it is and its parsed config.
+/// A model directory found on disk: where it is and its parsed config.
 #[derive(Clone, Debug)]
 pub struct ModelDir {
     pub path: PathBuf,

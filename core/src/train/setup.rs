@@ -1,0 +1,176 @@
+//! A run's setup, everything before the first step: the tokenizer and the backbone (a model
+//! directory or a built-in preset), the data, what trains (frozen parts, fresh adapters) with its
+//! optimizers; and the schedule, the multi-task sampler and the number of steps.
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+
+use super::config::RunConfig;
+use super::data::{prepare_data, TaskData};
+use super::sampler::MultiTaskSampler;
+use super::summary::ParameterSummary;
+use super::trainable::Trainable;
+use crate::adapter::{AdapterSet, BottleneckConfig, TaskAdapter};
+use crate::config::T5Config;
+use crate::error::{Error, Result};
+use crate::files::TOKENIZER_FILE;
+use crate::fused::FusedAutodiff;
+use crate::model::{FreezeOptions, T5ForConditionalGeneration};
+use crate::model_dir::ModelDir;
+use crate::tokenizer::T5Tokenizer;
+
+/// Everything a run starts from.
+pub struct Setup<B: FusedAutodiff> {
+    /// The backbone's config: the model directory's `config.json`, or a preset's.
+    pub model_config: T5Config,
+    pub tokenizer: T5Tokenizer,
+    /// The tokenizer's file, copied into the model export.
+    pub tokenizer_file: PathBuf,
+    /// Every task of the run: the training tasks first, in `tasks` order, then the other
+    /// evaluation tasks.
+    pub data: Vec<TaskData>,
+    pub trainable: Trainable<B>,
+    /// How much of the model trains (printed at the start).
+    pub parameters: ParameterSummary,
+}
+
+/// How training goes through the data.
+pub struct Schedule {
+    /// Draws each batch's task and examples.
+    pub sampler: MultiTaskSampler,
+    /// Training examples of all tasks together.
+    pub total_examples: usize,
+    pub total_steps: usize,
+}
+
+impl Schedule {
+    /// The sampler over the training tasks (the first `tasks.len()` entries of `data`).
+    pub fn new(config: &RunConfig, data: &[TaskData]) -> Result<Self> {
+        let sizes: Vec<usize> = data[..config.tasks.len()]
+            .iter()
+            .map(|t| t.train.len())
+            .collect();
+        let total_examples = sizes.iter().sum();
+        Ok(Self {
+            sampler: MultiTaskSampler::new(&sizes, config.temperature, config.seed)?,
+            total_examples,
+            total_steps: config.total_steps(total_examples),
+        })
+    }
+}
+
+impl<B: FusedAutodiff> Setup<B> {
+    pub fn new(config: &RunConfig, device: &B::Device) -> Result<Self> {
+        let model_dir = match preset(&config.model_name_or_path, 0) {
+            Some(_) if config.tokenizer_name.is_none() => {
+                return Err(Error::Invalid(format!(
+                    "preset `{}` needs `tokenizer_name`",
+                    config.model_name_or_path
+                )))
+            }
+            Some(_) => None,
+            None => Some(ModelDir::resolve(&config.model_name_or_path)?),
+        };
+        let (tokenizer, tokenizer_file) = load_tokenizer(config, model_dir.as_ref())?;
+        // Initialization draws from the backend's generator: seed it first.
+        B::seed(device, config.seed);
+        let (model, model_config) = match &model_dir {
+            Some(dir) => (dir.load_model::<B>(device)?, dir.config.clone()),
+            None => {
+                // A vocabulary rounded up to a multiple of 64, as HF pads embedding tables.
+                let vocab = tokenizer.vocab_size().div_ceil(64) * 64;
+                let c = preset(&config.model_name_or_path, vocab).expect("a preset");
+                (T5ForConditionalGeneration::init(&c, device), c)
+            }
+        };
+        let data = prepare_data(config, &tokenizer, model_config.eos_token_id as u32)?;
+        let model = model.freeze(freeze_options(config));
+        let set = fresh_adapters(config, &model_config, device)?;
+        let backbone_trainable = model.num_trainable_params();
+        let parameters = ParameterSummary::new(&model, Some(&set), backbone_trainable);
+        Ok(Self {
+            model_config,
+            tokenizer,
+            tokenizer_file,
+            data,
+            trainable: Trainable::new(model, set, backbone_trainable > 0, config),
+            parameters,
+        })
+    }
+}
+
+/// Built-in model presets for runs without a checkpoint (the embedded default).
+pub fn preset(name: &str, vocab_size: usize) -> Option<T5Config> {
+    let mut c = T5Config::t5_small();
+    match name {
+        "t5-tiny" => {
+            (c.d_model, c.d_kv, c.d_ff, c.num_heads, c.num_layers) = (64, 16, 256, 4, 2);
+        }
+        "t5-mini" => {
+            (c.d_model, c.d_kv, c.d_ff, c.num_heads, c.num_layers) = (256, 32, 1024, 8, 4);
+        }
+        _ => return None,
+    }
+    c.vocab_size = vocab_size;
+    c.dropout_rate = 0.0;
+    Some(c)
+}
+
+/// The run's tokenizer and its file: `tokenizer_name` (a `tokenizer.json`, or a directory that
+/// holds one) when set, else the model directory's.
+pub fn load_tokenizer(
+    config: &RunConfig,
+    model_dir: Option<&ModelDir>,
+) -> Result<(T5Tokenizer, PathBuf)> {
+    match (&config.tokenizer_name, model_dir) {
+        (Some(name), _) => {
+            let path = PathBuf::from(name);
+            let file = if path.is_dir() {
+                path.join(TOKENIZER_FILE)
+            } else {
+                path
+            };
+            Ok((T5Tokenizer::from_file(&file)?, file))
+        }
+        (None, Some(dir)) => Ok((dir.load_tokenizer()?, dir.path.join(TOKENIZER_FILE))),
+        (None, None) => Err(Error::Invalid("no tokenizer: set `tokenizer_name`".into())),
+    }
+}
+
+/// Which parts of the backbone train.
+fn freeze_options(config: &RunConfig) -> FreezeOptions {
+    FreezeOptions {
+        backbone: config.train_adapters,
+        unfreeze_layer_norms: config.unfreeze_layer_norms,
+        unfreeze_lm_head: config.unfreeze_lm_head,
+        freeze_encoder: config.freeze_encoder,
+        freeze_embeds: config.freeze_embeds,
+    }
+}
+
+/// With `train_adapters`, a fresh adapter per training task (their layer norms shared when
+/// asked); none otherwise.
+fn fresh_adapters<B: Backend>(
+    config: &RunConfig,
+    model_config: &T5Config,
+    device: &B::Device,
+) -> Result<AdapterSet<B>> {
+    let mut set = AdapterSet::default();
+    if !config.train_adapters {
+        return Ok(set);
+    }
+    let bottleneck = BottleneckConfig::seed(&config.adapter, model_config);
+    for name in &config.tasks {
+        set.insert(TaskAdapter::init(
+            name,
+            bottleneck.clone(),
+            model_config,
+            device,
+        )?);
+    }
+    if config.shared_adapter_layer_norms {
+        set.share_norms();
+    }
+    Ok(set)
+}

@@ -1,0 +1,97 @@
+//! What trains, and one optimizer step of it: the backbone and the adapters with their AdamW
+//! states; the gradients of a step's batches (see [`super::step`]) summed, clipped to one global
+//! norm, and applied.
+
+use burn::optim::GradientsParams;
+
+use super::config::RunConfig;
+use super::optim::{clip_factor, scale, squared_norm, GroupedAdamW};
+use super::step::{add, gradients, StepBatch, StepOptions};
+use crate::adapter::AdapterSet;
+use crate::config::T5Config;
+use crate::error::Result;
+use crate::fused::FusedAutodiff;
+use crate::model::T5ForConditionalGeneration;
+
+/// The parameters a run trains and their optimizer states.
+pub struct Trainable<B: FusedAutodiff> {
+    pub model: T5ForConditionalGeneration<B>,
+    pub set: AdapterSet<B>,
+    pub model_optim: GroupedAdamW<T5ForConditionalGeneration<B>, B>,
+    pub set_optim: GroupedAdamW<AdapterSet<B>, B>,
+    /// Whether any backbone parameter trains (full fine-tuning or unfrozen parts).
+    pub backbone_trains: bool,
+}
+
+impl<B: FusedAutodiff> Trainable<B> {
+    /// `model` (frozen where it should not train; `backbone_trains` when anything of it does)
+    /// and the adapters `set`, with fresh AdamW states of the config's hyper-parameters.
+    pub fn new(
+        model: T5ForConditionalGeneration<B>,
+        set: AdapterSet<B>,
+        backbone_trains: bool,
+        config: &RunConfig,
+    ) -> Self {
+        let (wd, b1, b2, eps) = (
+            config.weight_decay,
+            config.adam_beta1,
+            config.adam_beta2,
+            config.adam_epsilon,
+        );
+        Self {
+            model,
+            set,
+            model_optim: GroupedAdamW::new(wd, b1, b2, eps),
+            set_optim: GroupedAdamW::new(wd, b1, b2, eps),
+            backbone_trains,
+        }
+    }
+
+    /// One optimizer step over `batches` (gradient accumulation: their gradients add up) at
+    /// learning rate `lr`; returns the sum of the batches' (scaled) losses.
+    pub fn step(
+        &mut self,
+        batches: Vec<StepBatch>,
+        options: StepOptions,
+        lr: f64,
+        max_grad_norm: f64,
+    ) -> Result<f64> {
+        let mut model_grads: Option<GradientsParams> = None;
+        let mut set_grads: Option<GradientsParams> = None;
+        let mut loss = 0.0;
+        for batch in batches {
+            let g = gradients(&self.model, &self.set, batch, options)?;
+            loss += g.loss;
+            model_grads = add(&self.model, model_grads, g.model);
+            set_grads = add(&self.set, set_grads, g.adapters);
+        }
+        // One global norm over everything that trains, as PyTorch's `clip_grad_norm_`.
+        let norm = (model_grads
+            .as_ref()
+            .map_or(0.0, |g| squared_norm(&self.model, g))
+            + set_grads
+                .as_ref()
+                .map_or(0.0, |g| squared_norm(&self.set, g)))
+        .sqrt();
+        if let Some(factor) = clip_factor(norm, max_grad_norm) {
+            if let Some(g) = model_grads.as_mut() {
+                scale(&self.model, g, factor);
+            }
+            if let Some(g) = set_grads.as_mut() {
+                scale(&self.set, g, factor);
+            }
+        }
+        if let Some(g) = model_grads {
+            self.model = self.model_optim.step(lr, self.model.clone(), g);
+        }
+        if let Some(g) = set_grads {
+            self.set = self.set_optim.step(lr, self.set.clone(), g);
+        }
+        Ok(loss)
+    }
+
+    /// Whether a training step draws random numbers (dropout in the model or the adapters).
+    pub fn dropout_active(&self, config: &T5Config) -> bool {
+        config.dropout_rate > 0.0 || self.set.tasks.iter().any(|t| t.config.dropout > 0.0)
+    }
+}
