@@ -22,15 +22,15 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 1>, eps: f64) -> 
     x * weight.unsqueeze::<2>()
 }
 
-/// `nn.LayerNorm`, composed.
-///
-/// # Shapes
-/// - x: `[rows, d]` -> `[rows, d]`; weight, bias: `[d]`
 /// An embedding lookup with burn's own operation (and its backward).
 pub fn embedding<B: Backend>(weight: Tensor<B, 2>, indices: Tensor<B, 2, Int>) -> Tensor<B, 3> {
     burn::tensor::module::embedding(weight, indices)
 }
 
+/// `nn.LayerNorm`, composed.
+///
+/// # Shapes
+/// - x: `[rows, d]` -> `[rows, d]`; weight, bias: `[d]`
 pub fn layer_norm<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 1>,
