@@ -56,12 +56,11 @@ pub fn gradients<B: FusedAutodiff>(
 ) -> Result<StepGradients> {
     let rows = batch.examples.len();
     let shards = options.shards.clamp(1, rows.max(1));
-    if shards > 1 {
-        // A lazily initialized parameter cloned before its first use would be drawn anew in
-        // every copy: draw it once, here, in the original.
-        materialize(model);
-        materialize(set);
-    }
+    // A lazily initialized parameter (fresh adapters, a preset's weights) cloned before its
+    // first use is drawn anew in every copy: the forward would see one draw and the optimizer
+    // update another. Draw it once, here, in the original (a no-op once drawn).
+    materialize(model);
+    materialize(set);
     // Every row's labels count in the mean loss (padding, added by `collate`, does not).
     let tokens: usize = batch
         .examples
@@ -208,4 +207,51 @@ pub fn add<B: AutodiffBackend, M: AutodiffModule<B>>(
         new: &mut new,
     });
     Some(acc)
+}
+
+#[cfg(all(test, feature = "cpu"))]
+mod tests {
+    use burn::backend::Autodiff;
+
+    use super::*;
+    use crate::adapter::{BottleneckConfig, SeedAdapterConfig, TaskAdapter};
+    use crate::backend::Cpu;
+    use crate::model::freeze::FreezeOptions;
+    use crate::train::setup::preset;
+
+    /// Fresh adapters are drawn lazily; a step on one thread differentiates a clone of them. The
+    /// draw must happen once, in the original: two steps over the same batch see the same
+    /// weights (and so the same loss), and the optimizer updates the weights the forward saw.
+    #[test]
+    fn fresh_parameters_are_drawn_once() {
+        type B = Autodiff<Cpu>;
+        let device = Default::default();
+        let config = preset("t5-tiny", 100).expect("a preset");
+        let model = T5ForConditionalGeneration::<B>::init(&config, &device).freeze(FreezeOptions {
+            backbone: true,
+            ..Default::default()
+        });
+        let mut set = AdapterSet::default();
+        let seed = SeedAdapterConfig::default();
+        let c = BottleneckConfig::seed(&seed, &config);
+        set.insert(TaskAdapter::init("task", c, &config, &device).unwrap());
+        let example = Example {
+            input_ids: vec![5, 6, 7, 1],
+            labels: vec![8, 1],
+        };
+        let options = StepOptions {
+            pad_token_id: 0,
+            label_smoothing: 0.0,
+            scale: 1.0,
+            shards: 1,
+        };
+        let loss = || {
+            let batch = StepBatch {
+                examples: vec![&example],
+                adapters: vec![Some("task")],
+            };
+            gradients(&model, &set, batch, options).unwrap().loss
+        };
+        assert_eq!(loss(), loss());
+    }
 }
