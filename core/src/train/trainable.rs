@@ -2,7 +2,9 @@
 //! states; the gradients of a step's batches (see [`super::step`]) summed, clipped to one global
 //! norm, and applied.
 
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
+use burn::prelude::*;
 
 use super::config::RunConfig;
 use super::optim::{clip_factor, scale, squared_norm, GroupedAdamW};
@@ -81,11 +83,17 @@ impl<B: FusedAutodiff> Trainable<B> {
                 scale(&self.set, g, factor);
             }
         }
+        // The optimizer gets the modules themselves, not clones: as their only owner it updates
+        // the parameters in place instead of copying each one first.
         if let Some(g) = model_grads {
-            self.model = self.model_optim.step(lr, self.model.clone(), g);
+            let hollow = stand_in(&self.model);
+            let model = std::mem::replace(&mut self.model, hollow);
+            self.model = self.model_optim.step(lr, model, g);
         }
         if let Some(g) = set_grads {
-            self.set = self.set_optim.step(lr, self.set.clone(), g);
+            let hollow = stand_in(&self.set);
+            let set = std::mem::replace(&mut self.set, hollow);
+            self.set = self.set_optim.step(lr, set, g);
         }
         Ok(loss)
     }
@@ -94,4 +102,16 @@ impl<B: FusedAutodiff> Trainable<B> {
     pub fn dropout_active(&self, config: &T5Config) -> bool {
         config.dropout_rate > 0.0 || self.set.tasks.iter().any(|t| t.config.dropout > 0.0)
     }
+}
+
+/// A stand-in for `module` while the optimizer holds it: the same structure with every parameter
+/// an empty tensor, so it keeps none of the parameters' buffers alive.
+fn stand_in<B: Backend, M: Module<B>>(module: &M) -> M {
+    struct Hollow;
+    impl<B: Backend> ModuleMapper<B> for Hollow {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            param.map(|t| Tensor::empty([0; D], &t.device()))
+        }
+    }
+    module.clone().map(&mut Hollow)
 }
