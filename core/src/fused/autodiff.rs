@@ -96,7 +96,8 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 let grad = grads.consume::<B>(&ops.node);
                 let (weight, indices) = ops.state;
                 if let Some(node) = parent {
-                    grads.register::<B>(node.id, B::embedding_table_backward(weight, grad, indices));
+                    grads
+                        .register::<B>(node.id, B::embedding_table_backward(weight, grad, indices));
                 }
             }
         }

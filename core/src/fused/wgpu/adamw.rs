@@ -64,12 +64,7 @@ fn adamw_kernel(
     param[i] = p - delta * c.lr;
 }
 
-pub(super) fn step(
-    param: Gpu,
-    grad: Gpu,
-    moments: Option<[Gpu; 2]>,
-    s: AdamWStep,
-) -> [Gpu; 3] {
+pub(super) fn step(param: Gpu, grad: Gpu, moments: Option<[Gpu; 2]>, s: AdamWStep) -> [Gpu; 3] {
     let param = writable(param);
     let grad = dense(grad);
     let shape = param.meta.shape().clone();

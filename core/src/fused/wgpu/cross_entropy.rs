@@ -171,7 +171,11 @@ fn grad_kernel(
 pub(super) fn forward(logits: Gpu, labels: Gpu, smoothing: f64) -> (Gpu, Gpu) {
     let (logits, labels) = (dense(logits), dense(labels));
     let [n, vocab] = logits.meta.shape().dims::<2>();
-    let (lse, losses, loss) = (empty(&logits, [n]), empty(&logits, [n]), empty(&logits, [1]));
+    let (lse, losses, loss) = (
+        empty(&logits, [n]),
+        empty(&logits, [n]),
+        empty(&logits, [1]),
+    );
     let client = logits.client.clone();
     // SAFETY: a cube per row (cubes past `n` return at once); indices `row · vocab + j`
     // (`j < vocab`), `row` and `row · vocab + label` only for `0 <= label < vocab`, into dense

@@ -29,7 +29,9 @@ type Gpu = CubeTensor<WgpuRuntime>;
 
 /// Whether every tensor is f32 with few enough elements for the kernels' 32-bit indices.
 fn all_f32(tensors: &[&Gpu]) -> bool {
-    tensors.iter().all(|t| t.dtype == DType::F32 && addressable(t))
+    tensors
+        .iter()
+        .all(|t| t.dtype == DType::F32 && addressable(t))
 }
 
 fn addressable(t: &Gpu) -> bool {
@@ -107,7 +109,8 @@ impl FusedOps for Wgpu {
             return reference::rms_norm_backward::<Self>(x, weight, rstd, grad, needs);
         }
         let [need_x, need_w] = needs.0;
-        let [dx, dw, _] = norm::backward(x, weight, None, rstd, grad, Needs([need_x, need_w, false]));
+        let [dx, dw, _] =
+            norm::backward(x, weight, None, rstd, grad, Needs([need_x, need_w, false]));
         (dx, dw)
     }
 
@@ -231,4 +234,3 @@ impl FusedOps for Wgpu {
         adamw::step(param, grad, moments, step)
     }
 }
-

@@ -35,7 +35,13 @@ pub(super) fn inputs_ok(x: &Gpu, params: &[&Gpu]) -> bool {
 
 /// The inputs of a norm's backward: those of its forward, `grad` shaped as `x`, `[rows]`
 /// statistics.
-pub(super) fn backward_ok(x: &Gpu, weight: &Gpu, mean: Option<&Gpu>, rstd: &Gpu, grad: &Gpu) -> bool {
+pub(super) fn backward_ok(
+    x: &Gpu,
+    weight: &Gpu,
+    mean: Option<&Gpu>,
+    rstd: &Gpu,
+    grad: &Gpu,
+) -> bool {
     let Some([rows, _]) = dims::<2>(x) else {
         return false;
     };
@@ -377,9 +383,12 @@ fn param_grads(
     }
     let total = |partial: Gpu| -> Gpu {
         let partial = tensor::<Wgpu, 2>(partial);
-        let sum = if chunks == 1 { partial } else { partial.sum_dim(0) };
+        let sum = if chunks == 1 {
+            partial
+        } else {
+            partial.sum_dim(0)
+        };
         float(sum.reshape([d]))
     };
     (dw.map(total), db.map(total))
 }
-

@@ -52,7 +52,11 @@ pub fn cube_max(shared: &mut SharedMemory<f32>, value: f32) -> f32 {
 /// its share of the row (an online softmax: one pass over the row instead of two): `(max, sum)`
 /// of the whole row, the sum relative to the row's max.
 #[cube]
-pub fn cube_softmax_stats(shared: &mut SharedMemory<f32>, unit_max: f32, unit_sum: f32) -> (f32, f32) {
+pub fn cube_softmax_stats(
+    shared: &mut SharedMemory<f32>,
+    unit_max: f32,
+    unit_sum: f32,
+) -> (f32, f32) {
     let row_max = cube_max(shared, unit_max);
     // A unit that saw nothing has max = f32::MIN and sum = 0: it adds exactly 0.
     let row_sum = cube_sum(shared, unit_sum * (unit_max - row_max).exp());
