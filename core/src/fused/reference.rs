@@ -275,7 +275,7 @@ pub(super) fn attention_backward<B: Backend>(
     bias_shape: Option<[usize; 4]>,
     needs: Needs<4>,
 ) -> AttentionGrads<B> {
-    let [need_q, need_k, need_v, need_bias] = needs.0;
+    let need_v = needs.0[2];
     let probs = tensor::<B, 4>(probs);
     let dropout = dropout.map(tensor::<B, 4>);
     let grad = split_heads(tensor(grad), heads);
@@ -284,12 +284,35 @@ pub(super) fn attention_backward<B: Backend>(
         Some(keep) => probs.clone() * keep.clone(),
         None => probs.clone(),
     };
-    let dv = need_v.then(|| float(merge_heads(weights.swap_dims(2, 3).matmul(grad.clone()))));
-    let mut dp = grad.matmul(value.swap_dims(2, 3));
+    let mut dp = grad.clone().matmul(value.swap_dims(2, 3));
     if let Some(keep) = dropout {
         dp = dp * keep;
     }
     let ds = probs.clone() * (dp.clone() - (dp * probs).sum_dim(3));
+    let weights = need_v.then_some(weights);
+    attention_grads(ds, weights, grad, query, key, heads, bias_shape, needs)
+}
+
+/// The gradients of the attention's inputs from `ds`, the gradient of the scores, and the
+/// dropped-out probabilities `weights` (given when the values need a gradient): the products
+/// every backend's backward shares once it has `ds`.
+///
+/// # Shapes
+/// - ds, weights: `[batch, heads, q_len, k_len]`; grad: `[batch, heads, q_len, d_kv]`
+/// - query: `[batch, q_len, heads * d_kv]`; key: `[batch, k_len, heads * d_kv]`
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attention_grads<B: Backend>(
+    ds: Tensor<B, 4>,
+    weights: Option<Tensor<B, 4>>,
+    grad: Tensor<B, 4>,
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    heads: usize,
+    bias_shape: Option<[usize; 4]>,
+    needs: Needs<4>,
+) -> AttentionGrads<B> {
+    let [need_q, need_k, _, need_bias] = needs.0;
+    let dv = weights.map(|w| float(merge_heads(w.swap_dims(2, 3).matmul(grad))));
     let dq = need_q.then(|| {
         float(merge_heads(
             ds.clone().matmul(split_heads(tensor(key), heads)),

@@ -11,7 +11,7 @@ use cubecl::prelude::*;
 use super::reduce::{cube_softmax_stats, cube_sum, online_softmax_add, MAX_UNITS};
 use super::{all_f32, dense, dims as dims_of, empty, row_cubes, row_units, writable, Gpu};
 use crate::backend::Wgpu;
-use crate::fused::reference::{merge_heads, split_heads};
+use crate::fused::reference::{attention_grads, merge_heads, split_heads};
 use crate::fused::{float, tensor, AttentionGrads, MaskPrimitives, Needs};
 
 /// The sizes of an attention call.
@@ -224,11 +224,10 @@ pub(super) fn forward(
     let rows = shape.num_elements() / shape[3];
     let weights = mask.dropout.as_ref().map(|_| empty(&scores, shape.clone()));
     let client = scores.client.clone();
-    // SAFETY: a cube per row of scores (cubes past the last row return at once); every index
-    // is `row · k_len + j` (`j < k_len`) into dense `[batch, heads, q_len, k_len]` tensors, into
-    // a dense bias of `[1 or batch, heads, q_len, k_len]` at `(row mod heads·q_len) · k_len + j`
-    // when its batch is 1, or `(row / heads·q_len) · k_len + j` into dense padding
-    // `[batch, k_len]`: shapes checked by `dims`.
+    // Indices: a cube per row of scores (cubes past the last row return at once), `row · k_len
+    // + j` (`j < k_len`) into the dense scores, dropout and weights; a bias with one batch row at
+    // `(row mod heads·q_len) · k_len + j`; padding at `(row / heads·q_len) · k_len + j`.
+    // SAFETY: every index above is inside its dense tensor, whose shape `dims` checked.
     unsafe {
         softmax_kernel::launch_unchecked::<WgpuRuntime>(
             &client,
@@ -259,35 +258,13 @@ pub(super) fn backward(
     bias_shape: Option<[usize; 4]>,
     needs: Needs<4>,
 ) -> AttentionGrads<Wgpu> {
-    let [need_q, need_k, need_v, need_bias] = needs.0;
+    let need_v = needs.0[2];
     let grad = split_heads(tensor::<Wgpu, 3>(grad), heads);
     let value = split_heads(tensor::<Wgpu, 3>(value), heads);
     let dp = float(grad.clone().matmul(value.swap_dims(2, 3)));
     let (ds, weights) = softmax_backward(dense(probs), dp, dropout, need_v);
-    let dv = need_v.then(|| float(merge_heads(weights.swap_dims(2, 3).matmul(grad))));
-    let dq = need_q.then(|| {
-        float(merge_heads(
-            ds.clone().matmul(split_heads(tensor(key), heads)),
-        ))
-    });
-    let dk = need_k.then(|| {
-        float(merge_heads(
-            ds.clone()
-                .swap_dims(2, 3)
-                .matmul(split_heads(tensor(query), heads)),
-        ))
-    });
-    let bias = match bias_shape {
-        Some([1, ..]) if need_bias && ds.dims()[0] > 1 => Some(float(ds.sum_dim(0))),
-        Some(_) if need_bias => Some(float(ds)),
-        _ => None,
-    };
-    AttentionGrads {
-        query: dq,
-        key: dk,
-        value: dv,
-        bias,
-    }
+    let weights = need_v.then_some(weights);
+    attention_grads(ds, weights, grad, query, key, heads, bias_shape, needs)
 }
 
 /// `(ds, weights)` from the probabilities and the gradient `dp` of the weights, by
