@@ -5,6 +5,7 @@
 pub mod bottleneck;
 pub mod config;
 pub mod format;
+pub mod hyper;
 pub mod set;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
