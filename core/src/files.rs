@@ -7,6 +7,8 @@
 //!   shards);
 //! - an **adapter directory** (one task's adapter; [`crate::adapter::format`]):
 //!   [`ADAPTER_CONFIG`] and [`ADAPTER_WEIGHTS`];
+//! - a **hypernetwork directory** (generators and task embeddings; [`crate::adapter::hyper`]):
+//!   [`HYPER_CONFIG`], [`HYPER_WEIGHTS`] and [`TASK_EMBEDDINGS`];
 //! - a **training checkpoint** (`output_dir/checkpoint-<step>/`, to resume a run;
 //!   [`crate::train::checkpoint`]), whose files are private to the trainer.
 
@@ -23,3 +25,10 @@ pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 /// An adapter's weights.
 pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+
+/// A hypernetwork's `hypernetwork_config.json`.
+pub const HYPER_CONFIG: &str = "hypernetwork_config.json";
+/// A hypernetwork's shared tensors (generators, layer and position embeddings, projectors).
+pub const HYPER_WEIGHTS: &str = "hypernetwork.safetensors";
+/// A hypernetwork's task embeddings, one tensor per task keyed by its name.
+pub const TASK_EMBEDDINGS: &str = "task_embeddings.safetensors";

@@ -166,21 +166,30 @@ impl HyperConfig {
     /// Checks what can be checked without a backbone.
     pub fn check(&self, adapter: &SeedAdapterConfig) -> Result<(), String> {
         if self.generate_classifier_weights {
-            return Err("`generate_classifier_weights: true` is not implemented (neither the \
+            return Err(
+                "`generate_classifier_weights: true` is not implemented (neither the \
                         seed nor HyperFormer implements it); remove it or set it to false"
-                .into());
+                    .into(),
+            );
         }
         if self.remove_original_layer_norms {
-            return Err("`remove_original_layer_norms: true` is not implemented (a ruse-only \
+            return Err(
+                "`remove_original_layer_norms: true` is not implemented (a ruse-only \
                         experiment HyperFormer dropped); remove it or set it to false"
-                .into());
+                    .into(),
+            );
         }
         let Some(t) = self.task_embedding_dim else {
-            return Err("`adapter_config_name: \"meta-adapter\"` needs `task_embedding_dim`".into());
+            return Err(
+                "`adapter_config_name: \"meta-adapter\"` needs `task_embedding_dim`".into(),
+            );
         };
         for (key, v) in [
             ("task_embedding_dim", t),
-            ("projected_task_embedding_dim", self.projected_task_embedding_dim),
+            (
+                "projected_task_embedding_dim",
+                self.projected_task_embedding_dim,
+            ),
             ("task_hidden_dim", self.task_hidden_dim),
         ] {
             if v == 0 {
@@ -201,22 +210,28 @@ impl HyperConfig {
                 && adapter.add_adapter_in_self_attention
                 && adapter.add_adapters_in_decoder;
             if !all {
-                return Err("a unique hypernetwork generates adapters for every sublayer: \
+                return Err(
+                    "a unique hypernetwork generates adapters for every sublayer: \
                             `add_adapter_in_feed_forward`, `add_adapter_in_self_attention` and \
                             `add_adapters_in_decoder` must stay true"
-                    .into());
+                        .into(),
+                );
             }
         }
         if self.freeze_model_but_task_embeddings && !self.embeddings_trainable() {
-            return Err("`freeze_model_but_task_embeddings` with fixed task embeddings \
+            return Err(
+                "`freeze_model_but_task_embeddings` with fixed task embeddings \
                         (`parametric_task_embedding: false` or `task_embedding_dir`) trains \
                         nothing"
-                .into());
+                    .into(),
+            );
         }
         if self.freeze_model_but_task_embeddings && self.hypernetwork.is_none() {
-            return Err("`freeze_model_but_task_embeddings` needs `hypernetwork`: the trained \
+            return Err(
+                "`freeze_model_but_task_embeddings` needs `hypernetwork`: the trained \
                         hypernetwork directory whose generators stay fixed"
-                .into());
+                    .into(),
+            );
         }
         adapter.check()
     }
