@@ -32,6 +32,8 @@ use crate::error::{Error, Result};
 use crate::fused::FusedOps;
 
 /// What generates the weights: per-sublayer generators, or one hypernetwork per stack.
+// One body per hypernetwork, built once and never moved in a loop: the size gap costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Body<B: Backend> {
     Meta(MetaAdapter<B>),
