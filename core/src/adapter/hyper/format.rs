@@ -165,14 +165,16 @@ pub fn save_hypernetwork<B: Backend>(hyper: &HyperNetwork<B>, dir: &Path) -> Res
     crate::io::write_atomic(&dir.join(HYPER_CONFIG), text.as_bytes())
 }
 
-/// Writes task `task`'s generated adapter to `dir` as an ordinary adapter directory.
+/// Writes the adapter generated from embedding `embedding` to `dir` as an ordinary adapter
+/// directory of task `task`.
 pub fn save_materialized<B: crate::fused::FusedOps>(
     hyper: &HyperNetwork<B>,
+    embedding: &str,
     task: &str,
     model: &T5Config,
     dir: &Path,
 ) -> Result<()> {
-    let set = hyper.materialize(task)?;
+    let set = hyper.materialize(embedding, task)?;
     save_adapter(&set, task, model, dir)
 }
 

@@ -200,11 +200,12 @@ impl<B: FusedOps> HyperNetwork<B> {
         }
     }
 
-    /// Task `name`'s adapter as a standalone one (no longer tied to the hypernetwork): what
-    /// `native generate --hypernetwork` runs and what the export writes per task.
-    pub fn materialize(&self, name: &str) -> Result<AdapterSet<B>> {
-        let set = self.generate(&[name])?;
-        Ok(detach_set(set))
+    /// The adapter of embedding `embedding` as a standalone one named `name` (no longer tied
+    /// to the hypernetwork): what `native generate --hypernetwork` runs and what the export
+    /// writes per task.
+    pub fn materialize(&self, embedding: &str, name: &str) -> Result<AdapterSet<B>> {
+        let raw = self.embeddings.raw(&[embedding])?;
+        Ok(detach_set(self.generate_from(raw, vec![name.to_string()])))
     }
 }
 
