@@ -25,7 +25,7 @@ pub mod summary;
 pub mod trainable;
 pub mod trainer;
 
-pub use config::{EvaluationStrategy, LrScheduler, RunConfig};
+pub use config::{EvaluationStrategy, LoadedConfig, LrScheduler, RunConfig};
 pub use sampler::{
     temperature_probabilities, MultiTaskSampler, MultiTaskSamplerState, TaskIterator,
     TaskIteratorState, TemperatureSampler, TemperatureSamplerState,

@@ -29,7 +29,7 @@ fn setup(
     adapters: Vec<PathBuf>,
     split: SplitArg,
 ) -> Result<Setup> {
-    let mut config = RunConfig::from_file(config_path)?;
+    let mut config = super::train::load_config(config_path)?;
     let model = model.unwrap_or_else(|| config.model_name_or_path.clone());
     let test = split == SplitArg::Test;
     config.do_train = false;

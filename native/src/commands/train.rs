@@ -1,5 +1,6 @@
 //! `native train CONFIG`: the main job.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::backend::{run_on, Job};
 use crate::cli::{BackendArg, TrainArgs};
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut config = RunConfig::from_file(&args.config)?;
+    let mut config = load_config(&args.config)?;
     if let Some(dir) = args.output_dir {
         config.output_dir = dir;
     }
@@ -44,6 +45,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.examples_per_s
     );
     Ok(())
+}
+
+/// Reads a run config and prints its warnings (`warning: <path>: <msg>`) on stderr, before
+/// anything else is printed, so they are not lost above a long run's output.
+pub fn load_config(path: &Path) -> Result<RunConfig> {
+    let loaded = RunConfig::load(path)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    Ok(loaded.config)
 }
 
 struct TrainJob {

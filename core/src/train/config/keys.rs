@@ -4,35 +4,21 @@
 use serde_json::{Map, Value};
 
 use super::run::RunConfig;
-use super::strict::location;
+use super::strict::Places;
 use crate::tasks::CustomTaskConfig;
 
 /// Keys of the seed's configs that this project deliberately does not implement, and why.
 pub(super) const SEED_KEYS_NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("task_embedding_dim", HYPER),
-    ("projected_task_embedding_dim", HYPER),
-    ("task_hidden_dim", HYPER),
-    ("hidden_dim", HYPER),
-    ("train_task_embeddings", HYPER),
-    ("task_embedding_dir", HYPER),
-    ("task_embeddings", HYPER),
-    ("parametric_task_embedding", HYPER),
-    ("unique_hyper_net", HYPER),
-    ("efficient_unique_hyper_net", HYPER),
-    ("unique_hyper_net_layer_norm", HYPER),
-    ("conditional_layer_norm", HYPER),
-    ("generate_classifier_weights", HYPER),
-    ("freeze_model_but_task_embeddings", HYPER),
     (
-        "train_adapters_blocks",
-        "belongs to the seed's meta-adapter experiments (layer norms without adapter blocks), \
-         which are not implemented",
+        "conditional_layer_norm_for_T5",
+        "(T5's own layer norms generated per task) is a ruse-only variant HyperFormer dropped, \
+         which is not implemented",
     ),
-    (
-        "remove_original_layer_norms",
-        "belongs to the seed's meta-adapter experiments (removing T5's own layer norms), \
-         which are not implemented",
-    ),
+    ("one_layer_adapter_hyper_net", RUSE_GENERATOR),
+    ("adapter_hyper_net_with_bias", RUSE_GENERATOR),
+    ("one_layer_adapter_hyper_net_with_linear", RUSE_GENERATOR),
+    ("save_task_embeddings", SAVED_EMBEDDINGS),
+    ("save_task_embeddings_dir", SAVED_EMBEDDINGS),
     (
         "sampling",
         "was the seed's switch for multi-task sampling; tasks are always sampled here, with \
@@ -69,13 +55,16 @@ pub(super) const SEED_KEYS_NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ),
 ];
 
-const HYPER: &str = "belongs to the seed's meta-adapter/HyperFormer (adapters generated from task \
-                     embeddings by a hypernetwork), which is not implemented";
+const RUSE_GENERATOR: &str = "is a ruse-only generator variant HyperFormer dropped, which is not \
+                              implemented (the generators are HyperFormer's: one linear layer)";
+
+const SAVED_EMBEDDINGS: &str = "is not needed: task embeddings are always saved in \
+                                `output_dir/hypernetwork/task_embeddings.safetensors`";
 
 /// Refuses unknown keys at the top level and in `custom_tasks` entries.
 pub(super) fn check_keys(
     object: &Map<String, Value>,
-    text: &str,
+    places: &Places,
 ) -> std::result::Result<(), String> {
     let valid = RunConfig::valid_keys();
     let valid_refs: Vec<&str> = valid.iter().map(String::as_str).collect();
@@ -83,7 +72,7 @@ pub(super) fn check_keys(
         if valid_refs.contains(&key.as_str()) {
             continue;
         }
-        let at = location(text, key);
+        let at = places.at(key);
         if let Some((_, why)) = SEED_KEYS_NOT_IMPLEMENTED.iter().find(|(k, _)| *k == key) {
             let found = if at.is_empty() {
                 String::new()
@@ -99,8 +88,8 @@ pub(super) fn check_keys(
             if let Value::Object(task) = task {
                 for key in task.keys() {
                     if !CustomTaskConfig::KEYS.contains(&key.as_str()) {
-                        let at = location(text, key);
                         let prefix = format!("custom_tasks[{i}].");
+                        let at = places.at(&format!("{prefix}{key}"));
                         return Err(unknown_key_message(
                             key,
                             &at,

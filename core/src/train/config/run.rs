@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::adapter::hyper::HyperConfig;
 use crate::adapter::SeedAdapterConfig;
 use crate::backend::BackendKind;
 use crate::tasks::CustomTaskConfig;
@@ -144,12 +145,17 @@ pub struct RunConfig {
     // ---- adapters ----
     /// Train one adapter per task on a frozen backbone instead of the full model.
     pub train_adapters: bool,
-    /// The adapter kind; only the seed's `adapter` is implemented.
+    /// The adapter kind: `adapter` (one seed adapter per task) or `meta-adapter` (adapters
+    /// generated from task embeddings by a hypernetwork, configured by `hyper`).
     pub adapter_config_name: String,
     /// The adapters' shape (`reduction_factor`, `non_linearity`, `add_adapter_in_*`,
     /// `add_layer_norm_*_adapter`: top-level keys, as in the seed).
     #[serde(flatten)]
     pub adapter: SeedAdapterConfig,
+    /// The hypernetwork of `meta-adapter` (`task_embedding_dim`, `unique_hyper_net`, ...:
+    /// top-level keys, as in the seed).
+    #[serde(flatten)]
+    pub hyper: HyperConfig,
     /// The adapter LayerNorms shared by all tasks (the seed's layout) rather than per task.
     pub shared_adapter_layer_norms: bool,
     /// With adapters, also train T5's layer norms.
@@ -235,6 +241,7 @@ impl Default for RunConfig {
             train_adapters: false,
             adapter_config_name: "adapter".into(),
             adapter: SeedAdapterConfig::default(),
+            hyper: HyperConfig::default(),
             shared_adapter_layer_norms: true,
             unfreeze_layer_norms: false,
             unfreeze_lm_head: false,

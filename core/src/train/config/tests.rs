@@ -2,6 +2,7 @@
 
 use super::keys::SEED_KEYS_NOT_IMPLEMENTED;
 use super::*;
+use crate::adapter::hyper::{HyperConfig, Variant};
 use crate::backend::BackendKind;
 use crate::tasks::{CustomTaskConfig, DataFormat, SplitPolicy};
 
@@ -12,8 +13,12 @@ const MINIMAL: &str = r#"{
     "do_train": true
 }"#;
 
+fn load(text: &str) -> Result<LoadedConfig> {
+    RunConfig::load_str(text, "configs/x.json")
+}
+
 fn parse(text: &str) -> Result<RunConfig> {
-    RunConfig::from_str(text, "configs/x.json")
+    load(text).map(|loaded| loaded.config)
 }
 
 fn err(text: &str) -> String {
@@ -91,14 +96,21 @@ fn unknown_key_lists_valid_keys_and_suggests() {
         "{e}"
     );
 
-    // The seed's misspelled key: close to a not-implemented key, not to a valid one.
+    // The seed's misspelled key (its `configs/test.json`), now close to a valid key.
     let e = err(&with(r#""parameteric_task_embedding": true"#));
     assert!(
         e.contains("unknown key `parameteric_task_embedding`"),
         "{e}"
     );
     assert!(
-        e.contains("did you mean the seed's `parametric_task_embedding`? That key belongs"),
+        e.contains("did you mean `parametric_task_embedding`?"),
+        "{e}"
+    );
+
+    // Close to a refused seed key, not to a valid one: the suggestion says why.
+    let e = err(&with(r#""save_task_embedding": true"#));
+    assert!(
+        e.contains("did you mean the seed's `save_task_embeddings`? That key is not needed"),
         "{e}"
     );
     assert!(e.contains("valid keys: "), "{e}");
@@ -111,49 +123,89 @@ fn unknown_key_lists_valid_keys_and_suggests() {
 #[test]
 fn seed_keys_not_implemented_say_so() {
     for key in [
-        "task_embedding_dim",
-        "projected_task_embedding_dim",
-        "hidden_dim",
-        "train_task_embeddings",
-        "task_embedding_dir",
-        "unique_hyper_net",
-        "conditional_layer_norm",
-        "train_adapters_blocks",
-        "remove_original_layer_norms",
+        "conditional_layer_norm_for_T5",
+        "one_layer_adapter_hyper_net",
+        "adapter_hyper_net_with_bias",
+        "one_layer_adapter_hyper_net_with_linear",
     ] {
-        let e = err(&with(&format!(r#""{key}": 1"#)));
+        let e = err(&with(&format!(r#""{key}": true"#)));
         assert!(e.contains(&format!("`{key}`")), "{e}");
-        assert!(e.contains("not implemented"), "{e}");
+        assert!(
+            e.contains("ruse-only") && e.contains("HyperFormer dropped"),
+            "{e}"
+        );
+        assert!(e.contains("remove it (found at line 2 column 1)"), "{e}");
     }
-    let e = err(&with(r#""unique_hyper_net": false"#));
-    assert!(
-        e.contains("`unique_hyper_net` belongs to the seed's meta-adapter/HyperFormer"),
-        "{e}"
-    );
-    assert!(e.contains("which is not implemented"), "{e}");
+    for key in ["save_task_embeddings", "save_task_embeddings_dir"] {
+        let e = err(&with(&format!(r#""{key}": "x""#)));
+        assert!(
+            e.contains(&format!(
+                "`{key}` is not needed: task embeddings are always saved in \
+                 `output_dir/hypernetwork/task_embeddings.safetensors`"
+            )),
+            "{e}"
+        );
+    }
+    let e = err(&with(r#""adafactor": true"#));
+    assert!(e.contains("`adafactor` is not implemented"), "{e}");
 }
 
 #[test]
-fn duplicate_key_is_an_error() {
-    let e = err(&with(r#""do_train": false"#));
-    assert!(
-        e.starts_with("configs/x.json: duplicate key `do_train`"),
-        "{e}"
+fn duplicate_key_last_wins_with_warning() {
+    let loaded = load(&with(r#""do_train": false"#)).unwrap();
+    assert!(loaded.config.do_train);
+    assert_eq!(
+        loaded.warnings,
+        [
+            "duplicate key `do_train` (line 2 and line 6): the last value (true) is used, as the \
+          seed's JSON reader does"
+        ]
     );
-    assert!(e.contains("line "), "{e}");
-    // Nested, too.
-    let e = err(&with(
-        r#""custom_tasks": [{"name": "a", "template": "{x}", "template": "{y}", "target_field": "y", "train_file": "a.jsonl"}]"#,
-    ));
-    assert!(
-        e.contains("duplicate key `custom_tasks[0].template`"),
-        "{e}"
+    // Nested, too, with the path; three times names every line.
+    let loaded = load(&with(
+        "\"custom_tasks\": [{\"name\": \"a\", \"template\": \"{x}\",\n\"template\": \"{y}\", \
+         \"template\": \"{z}\", \"target_field\": \"y\", \"train_file\": \"a.jsonl\"}]",
+    ))
+    .unwrap();
+    assert_eq!(loaded.config.custom_tasks[0].template, "{z}");
+    assert_eq!(
+        loaded.warnings,
+        [
+            "duplicate key `custom_tasks[0].template` (line 2, line 3 and line 3): the last value \
+          (\"{z}\") is used, as the seed's JSON reader does"
+        ]
     );
-    // The same key in two different objects is fine.
+    // A long value is cut short.
+    let loaded = load(&with(&format!(
+        r#""tokenizer_name": "{}", "tokenizer_name": "{}""#,
+        "a".repeat(10),
+        "b".repeat(60)
+    )))
+    .unwrap();
+    assert_eq!(
+        loaded.config.tokenizer_name.as_deref(),
+        Some(&*"b".repeat(60))
+    );
+    assert!(loaded.warnings[0].contains(&format!("(\"{}...)", "b".repeat(36))));
+    // The same key in two different objects is no duplicate.
     let ok = with(
         r#""adapters": {"mrpc": "rte"}, "train_adapters": true, "eval_tasks": ["rte", "mrpc"]"#,
     );
-    parse(&ok).unwrap();
+    assert_eq!(load(&ok).unwrap().warnings, Vec::<String>::new());
+    // The value used is the one checked, and its place is the one reported.
+    let e = err(&with(
+        "\"learning_rate\": 0.1,\n\"learning_rate\": \"fast\"",
+    ));
+    assert!(e.contains("`learning_rate`: invalid type"), "{e}");
+    assert!(e.contains("at line 3 column 1"), "{e}");
+    // A `"key":` inside a string value is not a key: places stay in step.
+    let e = err(&with(
+        "\"tokenizer_name\": \"\\\"x\\\": 1\",\n\"seed\": \"s\"",
+    ));
+    assert!(
+        e.contains("`seed`: invalid type") && e.contains("at line 3 column 1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -228,11 +280,17 @@ fn validate_catches_bad_values() {
         let e = err(&with(extra));
         assert!(e.contains(needle), "{extra}: {e}");
     }
-    let e = err(&with(r#""adapter_config_name": "meta-adapter""#));
-    assert!(
-        e.contains("meta-adapter") && e.contains("not implemented"),
-        "{e}"
-    );
+    for name in ["hyperformer", "parametric-meta-adapter"] {
+        let e = err(&with(&format!(r#""adapter_config_name": "{name}""#)));
+        assert!(
+            e.contains(&format!("`adapter_config_name` `{name}` is unknown"))
+                && e.contains(
+                    "use `meta-adapter` with `unique_hyper_net` / `efficient_unique_hyper_net` \
+                     / `parametric_task_embedding`"
+                ),
+            "{e}"
+        );
+    }
 
     let e = err(&MINIMAL.replace(r#"["rte"]"#, "[]"));
     assert!(e.contains("`tasks` is empty"), "{e}");
@@ -396,18 +454,15 @@ fn from_file_reads_and_labels_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.json");
     std::fs::write(&path, MINIMAL).unwrap();
-    assert_eq!(RunConfig::from_file(&path).unwrap().tasks, ["rte"]);
-    std::fs::write(&path, with(r#""tasks": ["mrpc"]"#)).unwrap();
-    let e = RunConfig::from_file(&path).unwrap_err().to_string();
+    assert_eq!(RunConfig::load(&path).unwrap().config.tasks, ["rte"]);
+    std::fs::write(&path, with(r#""task": ["mrpc"]"#)).unwrap();
+    let e = RunConfig::load(&path).unwrap_err().to_string();
     assert!(
-        e.starts_with(&format!("{}: duplicate key `tasks`", path.display())),
+        e.starts_with(&format!("{}: unknown key `task`", path.display())),
         "{e}"
     );
     let missing = dir.path().join("missing.json");
-    assert!(matches!(
-        RunConfig::from_file(&missing),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(RunConfig::load(&missing), Err(Error::Io { .. })));
 }
 
 /// Every shipped config (except `configs/test*.json`, written and tested elsewhere) parses.
@@ -421,13 +476,17 @@ fn shipped_configs_parse() {
         if !name.ends_with(".json") || name.starts_with("test") {
             continue;
         }
-        let c = RunConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let c = RunConfig::load(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
         assert!(c.do_train, "{name}");
         seen.push(name);
     }
     seen.sort();
     for expected in [
         "glue-t5-base-adapters.json",
+        "glue-t5-base-hyperformer++.json",
+        "glue-t5-base-hyperformer.json",
         "glue-t5-small-adapters.json",
         "glue-t5-small-full.json",
     ] {
@@ -435,5 +494,200 @@ fn shipped_configs_parse() {
             seen.iter().any(|s| s == expected),
             "{expected} missing: {seen:?}"
         );
+    }
+}
+
+/// MINIMAL as a `meta-adapter` run, with extra `"key": value` lines.
+fn meta(extra: &str) -> String {
+    with(&format!(
+        r#""adapter_config_name": "meta-adapter", "train_adapters": true,
+"task_embedding_dim": 8{}{extra}"#,
+        if extra.is_empty() { "" } else { ",\n" }
+    ))
+}
+
+#[test]
+fn hyper_keys_are_run_config_keys() {
+    let loaded = load(&meta(
+        r#""unique_hyper_net": true, "projected_task_embedding_dim": 8, "task_hidden_dim": 16,
+"train_task_embeddings": true, "task_embeddings": {"rte": "shared"},
+"unique_hyper_net_layer_norm": false, "conditional_layer_norm": true"#,
+    ))
+    .unwrap();
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let h = &loaded.config.hyper;
+    assert_eq!(h.variant(), Variant::HyperFormer);
+    assert_eq!(h.task_embedding_dim, Some(8));
+    assert_eq!((h.projected_task_embedding_dim, h.task_hidden_dim), (8, 16));
+    assert!(h.train_task_embeddings && !h.unique_hyper_net_layer_norm && h.conditional_layer_norm);
+    assert_eq!(h.embedding_of("rte"), "shared");
+    assert!(h.embeddings_trainable());
+    // Defaults: the seed's.
+    let h = parse(MINIMAL).unwrap().hyper;
+    assert_eq!(h, HyperConfig::default());
+    assert_eq!(
+        (h.projected_task_embedding_dim, h.task_hidden_dim),
+        (64, 128)
+    );
+    assert!(h.unique_hyper_net_layer_norm && h.train_adapters_blocks);
+    let valid = RunConfig::valid_keys();
+    for key in [
+        "task_embedding_dim",
+        "efficient_unique_hyper_net",
+        "hypernetwork",
+    ] {
+        assert!(valid.iter().any(|k| k == key), "{key}");
+    }
+}
+
+#[test]
+fn meta_adapter_checks() {
+    let e = err(&with(
+        r#""adapter_config_name": "meta-adapter", "task_embedding_dim": 8"#,
+    ));
+    assert!(e.contains("needs `train_adapters: true`"), "{e}");
+    let e = err(&with(
+        r#""adapter_config_name": "meta-adapter", "train_adapters": true"#,
+    ));
+    assert!(e.contains("needs `task_embedding_dim`"), "{e}");
+    let e = err(&meta(r#""task_embeddings": {"cola": "rte"}"#));
+    assert!(
+        e.contains("`task_embeddings` maps `cola`, which is not a training task"),
+        "{e}"
+    );
+    let e = err(&meta(r#""generate_classifier_weights": true"#));
+    assert!(
+        e.contains("`generate_classifier_weights: true` is not implemented"),
+        "{e}"
+    );
+    let e = err(&meta(
+        r#""efficient_unique_hyper_net": true, "train_task_embeddings": true"#,
+    ));
+    assert!(e.contains("`projected_task_embedding_dim` (64)"), "{e}");
+    let e = err(&meta(r#""freeze_model_but_task_embeddings": true"#));
+    assert!(e.contains("needs `hypernetwork`"), "{e}");
+    let e = err(&meta(r#""task_hidden_dim": "wide""#));
+    assert!(
+        e.contains("`task_hidden_dim`: invalid type: string \"wide\""),
+        "{e}"
+    );
+    assert!(e.contains("at line 4 column 1"), "{e}");
+    let e = err(&meta(r#""reduction_factor": 0"#));
+    assert!(e.contains("reduction_factor"), "{e}");
+    // Accepted with a warning: HyperConfig's own.
+    let loaded = load(&meta(r#""hidden_dim": 128"#)).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].starts_with("`hidden_dim` has no effect"));
+}
+
+#[test]
+fn hyper_keys_with_adapter_warn_per_key() {
+    let loaded = load(&with(
+        r#""task_embedding_dim": 64, "unique_hyper_net": true, "task_hidden_dim": 128,
+"remove_original_layer_norms": true, "train_adapters_blocks": false"#,
+    ))
+    .unwrap();
+    assert!(!loaded.config.hyper.train_adapters_blocks);
+    // `task_hidden_dim` 128 is the default, and the plain adapter has `train_adapters_blocks`
+    // too: no warning.
+    let keys = [
+        "remove_original_layer_norms",
+        "task_embedding_dim",
+        "unique_hyper_net",
+    ];
+    let mut warnings = loaded.warnings;
+    warnings.sort();
+    assert_eq!(warnings.len(), keys.len(), "{warnings:?}");
+    for (warning, key) in warnings.iter().zip(keys) {
+        assert_eq!(
+            warning,
+            &format!(
+                "`{key}` has no effect with `adapter_config_name: \"adapter\"` (it configures \
+                 `meta-adapter`); ignored, as the seed did"
+            )
+        );
+    }
+}
+
+/// The seed's successor's published configs run unchanged: the duplicated `task_embedding_dim`
+/// is their only warning, and its last value (64) is the one used.
+#[test]
+fn published_hyperformer_configs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for (file, variant, last_line) in [
+        (
+            "glue-t5-base-hyperformer++.json",
+            Variant::HyperFormerPlusPlus,
+            40,
+        ),
+        ("glue-t5-base-hyperformer.json", Variant::HyperFormer, 41),
+    ] {
+        let loaded = RunConfig::load(dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            loaded.warnings,
+            [format!(
+                "duplicate key `task_embedding_dim` (line 26 and line {last_line}): the last \
+                 value (64) is used, as the seed's JSON reader does"
+            )],
+            "{file}"
+        );
+        let c = loaded.config;
+        let h = &c.hyper;
+        assert_eq!(h.variant(), variant, "{file}");
+        assert_eq!(h.task_embedding_dim, Some(64));
+        assert_eq!(
+            (h.projected_task_embedding_dim, h.task_hidden_dim),
+            (64, 128)
+        );
+        assert!(h.conditional_layer_norm && h.unique_hyper_net_layer_norm);
+        assert!(!h.train_task_embeddings && h.embeddings_trainable());
+        assert!(h.train_adapters_blocks && !h.freeze_model_but_task_embeddings);
+        assert_eq!(c.adapter_config_name, "meta-adapter");
+        assert!(c.train_adapters && c.unfreeze_layer_norms && !c.unfreeze_lm_head);
+        assert_eq!(c.adapter.reduction_factor, 32);
+        assert_eq!(c.adapter.non_linearity, "gelu_new");
+        let a = &c.adapter;
+        assert!(a.add_layer_norm_after_adapter && !a.add_layer_norm_before_adapter);
+        assert_eq!(c.model_name_or_path, "t5-base");
+        assert_eq!(
+            (c.learning_rate, c.max_steps, c.temperature),
+            (3e-4, 65536, 10.0)
+        );
+        assert_eq!(c.tasks.len(), 8);
+    }
+}
+
+/// Each hypernetwork fixture's `run_config_keys` (what its PyTorch reference ran with) is a
+/// run config's keys with the same values.
+#[test]
+fn fixture_run_config_keys_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hyper");
+    for (case, variant) in [
+        ("hyperformer++", Variant::HyperFormerPlusPlus),
+        ("hyperformer++-options", Variant::HyperFormerPlusPlus),
+        ("hyperformer", Variant::HyperFormer),
+        ("meta-adapter", Variant::MetaAdapter),
+        ("meta-adapter-taskdir", Variant::MetaAdapter),
+    ] {
+        let golden = std::fs::read_to_string(dir.join(case).join("golden.json")).unwrap();
+        let golden: Value = serde_json::from_str(&golden).unwrap();
+        let Value::Object(keys) = golden["run_config_keys"].clone() else {
+            panic!("{case}: no run_config_keys")
+        };
+        let mut run = keys.clone();
+        for (key, value) in serde_json::json!({"model_name_or_path": "t5-small",
+            "output_dir": "outputs/x", "do_train": true, "train_adapters": true})
+        .as_object()
+        .unwrap()
+        {
+            run.insert(key.clone(), value.clone());
+        }
+        let loaded = load(&Value::Object(run).to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.warnings, Vec::<String>::new(), "{case}");
+        assert_eq!(loaded.config.hyper.variant(), variant, "{case}");
+        let read = serde_json::to_value(&loaded.config).unwrap();
+        for (key, value) in &keys {
+            assert_eq!(&read[key], value, "{case}: {key}");
+        }
     }
 }
