@@ -274,3 +274,137 @@ fn mixed_task_batches_train_each_rows_adapter_and_shared_norms_train() {
         );
     }
 }
+
+/// Sorted `(name, bytes)` of a safetensors file.
+fn tensors_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// HyperFormer++ trains with mixed-task batches, resumes from a checkpoint to the same
+/// hypernetwork, exports it with each task's generated adapter; then a new task trains its
+/// embedding alone on the trained hypernetwork (`freeze_model_but_task_embeddings`).
+#[test]
+fn hypernetwork_runs_resume_export_and_take_a_new_task_by_its_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hyper = serde_json::json!({
+        "train_adapters": true,
+        "adapter_config_name": "meta-adapter",
+        "efficient_unique_hyper_net": true,
+        "task_embedding_dim": 8,
+        "projected_task_embedding_dim": 8,
+        "task_hidden_dim": 16,
+        "reduction_factor": 8,
+        "mixed_task_batches": true,
+        "max_steps": 10,
+        "do_eval": true,
+    });
+    let straight = tmp.path().join("straight");
+    let out = train(&write_config(
+        tmp.path(),
+        &small_config(&straight, hyper.clone()),
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hypernetwork:"),
+        "the summary names the hypernetwork: {stderr}"
+    );
+    let files = ["hypernetwork.safetensors", "task_embeddings.safetensors"];
+    let trained: Vec<_> = files
+        .iter()
+        .map(|f| tensors_of(&straight.join("hypernetwork").join(f)))
+        .collect();
+    for task in ["sentiment", "similarity"] {
+        assert!(
+            straight
+                .join("adapters")
+                .join(task)
+                .join("adapter.safetensors")
+                .is_file(),
+            "{task}"
+        );
+    }
+    // The same run from its step-5 checkpoint ends with the same hypernetwork, bit for bit.
+    let resumed = tmp.path().join("resumed");
+    std::fs::create_dir_all(&resumed).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in walk(from) {
+            let target = to.join(entry.strip_prefix(from).unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, target).unwrap();
+        }
+    };
+    copy(
+        &straight.join("checkpoint-5"),
+        &resumed.join("checkpoint-5"),
+    );
+    let out = train(&write_config(
+        tmp.path(),
+        &small_config(&resumed, hyper.clone()),
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("resuming from"),
+        "{stderr}"
+    );
+    for (f, want) in files.iter().zip(&trained) {
+        assert!(
+            &tensors_of(&resumed.join("hypernetwork").join(f)) == want,
+            "{f} after resuming"
+        );
+    }
+    // A new task by its embedding alone: the generators and the old embeddings stay as trained.
+    let new = tmp.path().join("new-task");
+    let mut extra = hyper.clone();
+    extra["tasks"] = serde_json::json!(["similarity_new"]);
+    extra["freeze_model_but_task_embeddings"] = serde_json::json!(true);
+    extra["hypernetwork"] = serde_json::json!(straight.join("hypernetwork"));
+    let mut config = small_config(&new, extra);
+    let mut task = config["custom_tasks"][1].clone();
+    task["name"] = serde_json::json!("similarity_new");
+    config["custom_tasks"].as_array_mut().unwrap().push(task);
+    let out = train(&write_config(tmp.path(), &config));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = new.join("hypernetwork");
+    assert!(
+        tensors_of(&dir.join(files[0])) == trained[0],
+        "the generators did not move"
+    );
+    let embeddings = tensors_of(&dir.join(files[1]));
+    let names: Vec<&str> = embeddings.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sentiment", "similarity", "similarity_new"]);
+    assert!(
+        embeddings[..2] == trained[1][..],
+        "the old embeddings did not move"
+    );
+    assert!(new
+        .join("adapters/similarity_new/adapter.safetensors")
+        .is_file());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -8,13 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use serde::{Deserialize, Serialize};
 
 use super::sampler::{MultiTaskSampler, MultiTaskSamplerState};
 use super::trainable::Trainable;
-use crate::adapter::save_adapter;
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::fused::FusedAutodiff;
@@ -107,22 +106,19 @@ impl<B: FusedAutodiff> Trainable<B> {
             rec.record(no_decay, tmp.join("optimizer-model-no-decay"))
                 .map_err(io)?;
         }
-        if !self.set.tasks.is_empty() {
-            rec.record(self.set.clone().into_record(), tmp.join("adapters"))
+        if !self.adapters.is_empty() {
+            rec.record(self.adapters.clone().into_record(), tmp.join("adapters"))
                 .map_err(io)?;
-            let (decay, no_decay) = self.set_optim.to_record();
+            let (decay, no_decay) = self.adapters_optim.to_record();
             rec.record(decay, tmp.join("optimizer-adapters-decay"))
                 .map_err(io)?;
             rec.record(no_decay, tmp.join("optimizer-adapters-no-decay"))
                 .map_err(io)?;
-            for t in &self.set.tasks {
-                save_adapter(
-                    &self.set,
-                    &t.name,
-                    config,
-                    &tmp.join("adapter").join(&t.name),
-                )?;
-            }
+            self.adapters.valid().export(
+                &tmp.join("adapter"),
+                &tmp.join("hypernetwork"),
+                config,
+            )?;
         }
         let text = serde_json::to_string_pretty(state).expect("serializable");
         crate::io::write_atomic(&tmp.join(STATE_FILE), text.as_bytes())?;
@@ -145,16 +141,16 @@ impl<B: FusedAutodiff> Trainable<B> {
                 .map_err(io)?;
             self.model_optim.load_records(d, n);
         }
-        if !self.set.tasks.is_empty() {
+        if !self.adapters.is_empty() {
             let r = rec.load(dir.join("adapters"), device).map_err(io)?;
-            self.set = self.set.clone().load_record(r);
+            self.adapters = self.adapters.clone().load_record(r);
             let d = rec
                 .load(dir.join("optimizer-adapters-decay"), device)
                 .map_err(io)?;
             let n = rec
                 .load(dir.join("optimizer-adapters-no-decay"), device)
                 .map_err(io)?;
-            self.set_optim.load_records(d, n);
+            self.adapters_optim.load_records(d, n);
         }
         crate::io::read_json(&dir.join(STATE_FILE))
     }

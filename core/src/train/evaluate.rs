@@ -26,7 +26,7 @@ pub fn predict<B: FusedOps>(
 ) -> Result<Vec<String>> {
     let adapter_name = config.adapter_for(td.task.name()).map(str::to_string);
     let adapters = match (&adapter_name, config.train_adapters) {
-        (Some(a), true) => Some(Adapters::task(set, a)?),
+        (Some(a), true) if !set.tasks.is_empty() => Some(Adapters::task(set, a)?),
         _ => None,
     };
     let mut gen = GenerationConfig::for_model(&model.config);

@@ -10,7 +10,6 @@ use super::evaluate::{evaluate, format_metrics};
 use super::observer::Observer;
 use super::outputs::Outputs;
 use super::setup::Setup;
-use crate::adapter::save_adapter;
 use crate::error::{Error, Result};
 use crate::fused::FusedAutodiff;
 use crate::model_dir::save_pretrained;
@@ -107,10 +106,10 @@ impl<'a> Policy<'a> {
         obs: &mut dyn Observer,
     ) -> Result<()> {
         let tr = &setup.trainable;
-        let (model, set) = (tr.model.valid(), tr.set.valid());
+        let (model, adapters) = (tr.model.valid(), tr.adapters.valid());
         let metrics = evaluate(
             &model,
-            &set,
+            adapters.all()?.as_ref(),
             self.config,
             &setup.data,
             &setup.tokenizer,
@@ -155,10 +154,11 @@ impl<'a> Policy<'a> {
         }
         let tr = &setup.trainable;
         if self.config.train_adapters {
-            for t in &tr.set.tasks {
-                let dir = self.out.dir.join("adapters").join(&t.name);
-                save_adapter(&tr.set, &t.name, &setup.model_config, &dir)?;
-            }
+            tr.adapters.valid().export(
+                &self.out.dir.join("adapters"),
+                &self.out.dir.join("hypernetwork"),
+                &setup.model_config,
+            )?;
         }
         if tr.backbone_trains {
             let dir = self.out.dir.join("model");

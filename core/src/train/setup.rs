@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 
+use super::adapters::RunAdapters;
 use super::config::RunConfig;
 use super::data::{prepare_data, TaskData};
+use super::hypernetwork::hypernetwork;
 use super::sampler::MultiTaskSampler;
 use super::summary::ParameterSummary;
 use super::trainable::Trainable;
@@ -15,7 +17,7 @@ use crate::adapter::{AdapterSet, BottleneckConfig, TaskAdapter};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::files::TOKENIZER_FILE;
-use crate::fused::FusedAutodiff;
+use crate::fused::{FusedAutodiff, FusedOps};
 use crate::model::{FreezeOptions, T5ForConditionalGeneration};
 use crate::model_dir::ModelDir;
 use crate::tokenizer::T5Tokenizer;
@@ -86,15 +88,15 @@ impl<B: FusedAutodiff> Setup<B> {
         };
         let data = prepare_data(config, &tokenizer, model_config.eos_token_id as u32)?;
         let model = model.freeze(freeze_options(config));
-        let set = fresh_adapters(config, &model_config, device)?;
+        let adapters = run_adapters(config, &model_config, device)?;
         let backbone_trainable = model.num_trainable_params();
-        let parameters = ParameterSummary::new(&model, Some(&set), backbone_trainable);
+        let parameters = ParameterSummary::new(&model, &adapters, backbone_trainable);
         Ok(Self {
             model_config,
             tokenizer,
             tokenizer_file,
             data,
-            trainable: Trainable::new(model, set, backbone_trainable > 0, config),
+            trainable: Trainable::new(model, adapters, backbone_trainable > 0, config),
             parameters,
         })
     }
@@ -149,17 +151,38 @@ fn freeze_options(config: &RunConfig) -> FreezeOptions {
     }
 }
 
-/// With `train_adapters`, a fresh adapter per training task (their layer norms shared when
-/// asked); none otherwise.
+/// With `train_adapters`, fresh adapters: a hypernetwork for `meta-adapter` (none without
+/// adapter blocks), else an adapter per training task (their layer norms shared when asked).
+fn run_adapters<B: FusedOps>(
+    config: &RunConfig,
+    model_config: &T5Config,
+    device: &B::Device,
+) -> Result<RunAdapters<B>> {
+    let blocks = config.hyper.train_adapters_blocks;
+    if !config.train_adapters || !blocks {
+        return Ok(RunAdapters::default());
+    }
+    if config.adapter_config_name == "meta-adapter" {
+        return Ok(RunAdapters::Generated(hypernetwork(
+            config,
+            model_config,
+            device,
+        )?));
+    }
+    Ok(RunAdapters::PerTask(fresh_adapters(
+        config,
+        model_config,
+        device,
+    )?))
+}
+
+/// A fresh adapter per training task.
 fn fresh_adapters<B: Backend>(
     config: &RunConfig,
     model_config: &T5Config,
     device: &B::Device,
 ) -> Result<AdapterSet<B>> {
     let mut set = AdapterSet::default();
-    if !config.train_adapters {
-        return Ok(set);
-    }
     let bottleneck = BottleneckConfig::seed(&config.adapter, model_config);
     for name in &config.tasks {
         set.insert(TaskAdapter::init(

@@ -13,8 +13,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rayon::prelude::*;
 
+use super::adapters::RunAdapters;
 use super::batch::{collate, Example};
-use crate::adapter::{AdapterSet, Adapters};
+use crate::adapter::Adapters;
 use crate::error::Result;
 use crate::fused::FusedAutodiff;
 use crate::model::T5ForConditionalGeneration;
@@ -47,10 +48,10 @@ pub struct StepOptions {
     pub shards: usize,
 }
 
-/// Forward and backward of `batch` through `model` and `set`.
+/// Forward and backward of `batch` through `model` and `adapters`.
 pub fn gradients<B: FusedAutodiff>(
     model: &T5ForConditionalGeneration<B>,
-    set: &AdapterSet<B>,
+    set: &RunAdapters<B>,
     batch: StepBatch,
     options: StepOptions,
 ) -> Result<StepGradients> {
@@ -110,10 +111,11 @@ pub fn gradients<B: FusedAutodiff>(
     Ok(total)
 }
 
-/// One shard: its loss times `weight`, backward, the gradients of what trains.
+/// One shard: its loss times `weight`, backward, the gradients of what trains. Generated
+/// adapters are generated here, from the shard's own copy of the hypernetwork.
 fn shard_gradients<B: FusedAutodiff>(
     model: &T5ForConditionalGeneration<B>,
-    set: &AdapterSet<B>,
+    run_adapters: &RunAdapters<B>,
     examples: &[&Example],
     adapters: &[Option<&str>],
     weight: f64,
@@ -121,7 +123,11 @@ fn shard_gradients<B: FusedAutodiff>(
 ) -> Result<StepGradients> {
     let device = model.device();
     let batch = collate::<B>(examples, options.pad_token_id, &device);
-    let routing = if adapters.iter().all(Option::is_none) {
+    let names: Vec<&str> = adapters.iter().flatten().copied().collect();
+    let set = run_adapters.for_tasks(&names)?;
+    let set = set.as_ref();
+    // Without adapter blocks (`train_adapters_blocks: false`) every row runs on the backbone.
+    let routing = if adapters.iter().all(Option::is_none) || set.tasks.is_empty() {
         None
     } else if adapters.windows(2).all(|w| w[0] == w[1]) {
         Some(Adapters::task(set, adapters[0].expect("checked above"))?)
@@ -140,7 +146,8 @@ fn shard_gradients<B: FusedAutodiff>(
     let mut grads = loss.backward();
     let model_grads =
         (model.num_trainable_params() > 0).then(|| GradientsParams::from_module(&mut grads, model));
-    let set_grads = (set.num_params() > 0).then(|| GradientsParams::from_module(&mut grads, set));
+    let set_grads = (run_adapters.num_params() > 0)
+        .then(|| GradientsParams::from_module(&mut grads, run_adapters));
     Ok(StepGradients {
         loss: value,
         model: model_grads,
@@ -231,10 +238,11 @@ mod tests {
             backbone: true,
             ..Default::default()
         });
-        let mut set = AdapterSet::default();
+        let mut set = crate::adapter::AdapterSet::default();
         let seed = SeedAdapterConfig::default();
         let c = BottleneckConfig::seed(&seed, &config);
         set.insert(TaskAdapter::init("task", c, &config, &device).unwrap());
+        let set = RunAdapters::PerTask(set);
         let example = Example {
             input_ids: vec![5, 6, 7, 1],
             labels: vec![8, 1],

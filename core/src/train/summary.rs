@@ -5,7 +5,7 @@ use std::fmt;
 use burn::module::Module;
 use burn::prelude::*;
 
-use crate::adapter::AdapterSet;
+use super::adapters::RunAdapters;
 use crate::model::T5ForConditionalGeneration;
 
 /// Parameter counts of a backbone and its adapters.
@@ -15,31 +15,51 @@ pub struct ParameterSummary {
     /// Backbone parameters that train (all of them in full fine-tuning; unfrozen norms/head with
     /// adapters).
     pub backbone_trainable: usize,
-    /// Per task: its adapter parameters (shared norms counted once, under `shared`).
+    /// Per task: its adapter parameters (shared norms counted once, under `shared`), or its
+    /// task embedding with a hypernetwork.
     pub per_task: Vec<(String, usize)>,
+    /// Parameters every task uses: shared adapter norms, or the hypernetwork's generators.
     pub shared: usize,
+    /// Of `shared` and `per_task`, those that train.
+    pub adapters_trainable: usize,
+    /// What `shared` is, for the printout.
+    pub shared_label: &'static str,
 }
 
 impl ParameterSummary {
     pub fn new<B: Backend>(
         model: &T5ForConditionalGeneration<B>,
-        adapters: Option<&AdapterSet<B>>,
+        adapters: &RunAdapters<B>,
         backbone_trainable: usize,
     ) -> Self {
-        let per_task = adapters
-            .map(|s| {
+        let (per_task, shared, shared_label) = match adapters {
+            RunAdapters::PerTask(s) => (
                 s.tasks
                     .iter()
                     .map(|t| (t.name.clone(), t.num_params()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let shared = adapters.map(|s| s.shared_norms.num_params()).unwrap_or(0);
+                    .collect(),
+                s.shared_norms.num_params(),
+                "adapter layer norms shared by all tasks",
+            ),
+            RunAdapters::Generated(g) => {
+                let e = &g.hyper.embeddings;
+                let per_task: Vec<(String, usize)> = e
+                    .names
+                    .iter()
+                    .zip(&e.table)
+                    .map(|(n, p)| (n.clone(), p.num_params()))
+                    .collect();
+                let embeddings: usize = per_task.iter().map(|(_, n)| n).sum();
+                (per_task, g.hyper.num_params() - embeddings, "hypernetwork")
+            }
+        };
         Self {
             backbone: model.num_params(),
             backbone_trainable,
             per_task,
             shared,
+            adapters_trainable: trainable_params(adapters, B::ad_enabled(&model.device())),
+            shared_label,
         }
     }
 
@@ -48,8 +68,23 @@ impl ParameterSummary {
     }
 
     pub fn trainable(&self) -> usize {
-        self.total() - self.backbone + self.backbone_trainable
+        self.adapters_trainable + self.backbone_trainable
     }
+}
+
+/// Parameters of `module` that ask for a gradient (all of them on a backend without autodiff).
+fn trainable_params<B: Backend, M: Module<B>>(module: &M, autodiff: bool) -> usize {
+    struct Count(usize, bool);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Count {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            if !self.1 || p.is_require_grad() {
+                self.0 += p.lazy_shape().num_elements();
+            }
+        }
+    }
+    let mut count = Count(0, autodiff);
+    module.visit(&mut count);
+    count.0
 }
 
 fn pct(part: usize, whole: usize) -> f64 {
@@ -73,15 +108,21 @@ impl fmt::Display for ParameterSummary {
         if self.shared > 0 {
             writeln!(
                 f,
-                "  adapter layer norms shared by all tasks: {} ({:.2}% of the backbone)",
+                "  {}: {} ({:.2}% of the backbone)",
+                self.shared_label,
                 self.shared,
                 pct(self.shared, self.backbone)
             )?;
         }
+        let what = if self.shared_label == "hypernetwork" {
+            "task embedding"
+        } else {
+            "adapter"
+        };
         for (task, n) in &self.per_task {
             writeln!(
                 f,
-                "  adapter `{task}`: {n} ({:.2}% of the backbone)",
+                "  {what} `{task}`: {n} ({:.2}% of the backbone)",
                 pct(*n, self.backbone)
             )?;
         }
@@ -92,7 +133,7 @@ impl fmt::Display for ParameterSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::{BottleneckConfig, SeedAdapterConfig, TaskAdapter};
+    use crate::adapter::{AdapterSet, BottleneckConfig, SeedAdapterConfig, TaskAdapter};
     use crate::T5Config;
 
     #[test]
@@ -115,7 +156,7 @@ mod tests {
             let config = BottleneckConfig::seed(&seed, &c);
             let mut set = AdapterSet::default();
             set.insert(TaskAdapter::<B>::init("rte", config, &c, &device).unwrap());
-            let s = ParameterSummary::new(&model, Some(&set), 0);
+            let s = ParameterSummary::new(&model, &RunAdapters::PerTask(set), 0);
             // 6 + 6 blocks, two adapted sublayers each.
             assert_eq!(s.per_task[0].1, 24 * per_position);
             assert_eq!(s.trainable(), 24 * per_position);

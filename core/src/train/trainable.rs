@@ -1,15 +1,15 @@
-//! What trains, and one optimizer step of it: the backbone and the adapters with their AdamW
-//! states; the gradients of a step's batches (see [`super::step`]) summed, clipped to one global
+//! What trains, and one optimizer step of it: the backbone and the adapters (per task, or a
+//! hypernetwork that generates them) with their AdamW states; the gradients of a step's batches (see [`super::step`]) summed, clipped to one global
 //! norm, and applied.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
+use super::adapters::RunAdapters;
 use super::config::RunConfig;
 use super::optim::{clip_factor, scale, squared_norm, GroupedAdamW};
 use super::step::{add, gradients, StepBatch, StepOptions};
-use crate::adapter::AdapterSet;
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::FusedAutodiff;
@@ -18,19 +18,19 @@ use crate::model::T5ForConditionalGeneration;
 /// The parameters a run trains and their optimizer states.
 pub struct Trainable<B: FusedAutodiff> {
     pub model: T5ForConditionalGeneration<B>,
-    pub set: AdapterSet<B>,
+    pub adapters: RunAdapters<B>,
     pub model_optim: GroupedAdamW<T5ForConditionalGeneration<B>, B>,
-    pub set_optim: GroupedAdamW<AdapterSet<B>, B>,
+    pub adapters_optim: GroupedAdamW<RunAdapters<B>, B>,
     /// Whether any backbone parameter trains (full fine-tuning or unfrozen parts).
     pub backbone_trains: bool,
 }
 
 impl<B: FusedAutodiff> Trainable<B> {
     /// `model` (frozen where it should not train; `backbone_trains` when anything of it does)
-    /// and the adapters `set`, with fresh AdamW states of the config's hyper-parameters.
+    /// and the `adapters`, with fresh AdamW states of the config's hyper-parameters.
     pub fn new(
         model: T5ForConditionalGeneration<B>,
-        set: AdapterSet<B>,
+        adapters: RunAdapters<B>,
         backbone_trains: bool,
         config: &RunConfig,
     ) -> Self {
@@ -42,9 +42,9 @@ impl<B: FusedAutodiff> Trainable<B> {
         );
         Self {
             model,
-            set,
+            adapters,
             model_optim: GroupedAdamW::new(wd, b1, b2, eps),
-            set_optim: GroupedAdamW::new(wd, b1, b2, eps),
+            adapters_optim: GroupedAdamW::new(wd, b1, b2, eps),
             backbone_trains,
         }
     }
@@ -62,10 +62,10 @@ impl<B: FusedAutodiff> Trainable<B> {
         let mut set_grads: Option<GradientsParams> = None;
         let mut loss = 0.0;
         for batch in batches {
-            let g = gradients(&self.model, &self.set, batch, options)?;
+            let g = gradients(&self.model, &self.adapters, batch, options)?;
             loss += g.loss;
             model_grads = add(&self.model, model_grads, g.model);
-            set_grads = add(&self.set, set_grads, g.adapters);
+            set_grads = add(&self.adapters, set_grads, g.adapters);
         }
         // One global norm over everything that trains, as PyTorch's `clip_grad_norm_`.
         let norm = (model_grads
@@ -73,14 +73,14 @@ impl<B: FusedAutodiff> Trainable<B> {
             .map_or(0.0, |g| squared_norm(&self.model, g))
             + set_grads
                 .as_ref()
-                .map_or(0.0, |g| squared_norm(&self.set, g)))
+                .map_or(0.0, |g| squared_norm(&self.adapters, g)))
         .sqrt();
         if let Some(factor) = clip_factor(norm, max_grad_norm) {
             if let Some(g) = model_grads.as_mut() {
                 scale(&self.model, g, factor);
             }
             if let Some(g) = set_grads.as_mut() {
-                scale(&self.set, g, factor);
+                scale(&self.adapters, g, factor);
             }
         }
         // The optimizer gets the modules themselves, not clones: as their only owner it updates
@@ -91,16 +91,16 @@ impl<B: FusedAutodiff> Trainable<B> {
             self.model = self.model_optim.step(lr, model, g);
         }
         if let Some(g) = set_grads {
-            let hollow = stand_in(&self.set);
-            let set = std::mem::replace(&mut self.set, hollow);
-            self.set = self.set_optim.step(lr, set, g);
+            let hollow = stand_in(&self.adapters);
+            let adapters = std::mem::replace(&mut self.adapters, hollow);
+            self.adapters = self.adapters_optim.step(lr, adapters, g);
         }
         Ok(loss)
     }
 
     /// Whether a training step draws random numbers (dropout in the model or the adapters).
     pub fn dropout_active(&self, config: &T5Config) -> bool {
-        config.dropout_rate > 0.0 || self.set.tasks.iter().any(|t| t.config.dropout > 0.0)
+        config.dropout_rate > 0.0 || self.adapters.dropout_active()
     }
 }
 

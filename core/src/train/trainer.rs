@@ -60,16 +60,21 @@ pub fn run<B: FusedAutodiff>(
         summary.examples_per_s = examples as f64 / seconds.max(1e-9);
         policy.finish(&mut setup, &state, &device, obs)?;
     }
-    let (model, set) = (setup.trainable.model.valid(), setup.trainable.set.valid());
+    let (model, adapters) = (
+        setup.trainable.model.valid(),
+        setup.trainable.adapters.valid(),
+    );
+    let set = adapters.all()?;
+    let set = set.as_ref();
     let (data, tok) = (&setup.data, &setup.tokenizer);
     if config.do_eval {
-        let metrics = evaluate(&model, &set, config, data, tok, false)?;
+        let metrics = evaluate(&model, set, config, data, tok, false)?;
         obs.message(&format!("validation: {}", format_metrics(&metrics)));
         out.write_results(false, &metrics)?;
         summary.validation = Some(metrics);
     }
     if config.do_test {
-        let metrics = evaluate(&model, &set, config, data, tok, true)?;
+        let metrics = evaluate(&model, set, config, data, tok, true)?;
         obs.message(&format!("test: {}", format_metrics(&metrics)));
         out.write_results(true, &metrics)?;
         summary.test = Some(metrics);

@@ -17,6 +17,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::Optimizer;
 use t5_core::adapter::{AdapterSet, BottleneckConfig, SeedAdapterConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
+use t5_core::train::adapters::RunAdapters;
 use t5_core::train::batch::Example;
 use t5_core::train::optim::FusedAdamW;
 use t5_core::train::step::{gradients, StepBatch, StepOptions};
@@ -187,7 +188,8 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
         weight_decay: 1e-4,
     };
     let mut model_optim = OptimizerAdaptor::<_, T5ForConditionalGeneration<B>, B>::from(adamw);
-    let mut set_optim = OptimizerAdaptor::<_, AdapterSet<B>, B>::from(adamw);
+    let mut set = RunAdapters::PerTask(set);
+    let mut set_optim = OptimizerAdaptor::<_, RunAdapters<B>, B>::from(adamw);
     let trainable = if adapters {
         set.num_params()
     } else {
