@@ -15,6 +15,8 @@ use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::FusedOps;
 
+// One per run, moved only between the trainer and its optimizer: the size gap costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RunAdapters<B: Backend> {
     /// An adapter per task (empty without adapters).
