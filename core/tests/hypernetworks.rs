@@ -266,8 +266,14 @@ fn materialized_adapters_match<B: t5_core::fused::FusedOps>(device: &B::Device) 
         for task in ["rte", "sst2"] {
             let tmp = tempfile::tempdir().unwrap();
             let out = tmp.path().join(task);
-            t5_core::adapter::hyper::format::save_materialized(&hyper, task, task, &dir.config, &out)
-                .unwrap();
+            t5_core::adapter::hyper::format::save_materialized(
+                &hyper,
+                task,
+                task,
+                &dir.config,
+                &out,
+            )
+            .unwrap();
             let want = case_dir(case).join("materialized").join(task);
             assert_files_close(
                 &out.join("adapter.safetensors"),
