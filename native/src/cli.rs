@@ -103,7 +103,18 @@ pub struct GenerateArgs {
     #[arg(long = "adapter", value_name = "DIR")]
     pub adapters: Vec<PathBuf>,
 
+    /// A trained hypernetwork directory (a run's `hypernetwork/`): generates the adapter of
+    /// `--task` from its task embedding and runs the inputs through it, as `--adapter` would.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "task",
+        conflicts_with = "adapters"
+    )]
+    pub hypernetwork: Option<PathBuf>,
+
     /// The task (adapter name) to run the inputs through; defaults to the only attached adapter.
+    /// With `--hypernetwork`, the task embedding to generate the adapter from.
     #[arg(long)]
     pub task: Option<String>,
 }
@@ -211,6 +222,10 @@ pub struct EvalArgs {
     /// Adapter directories, one per task (named by task); repeatable.
     #[arg(long = "adapter", value_name = "DIR")]
     pub adapters: Vec<PathBuf>,
+    /// A trained hypernetwork directory instead of adapter directories: each task's adapter is
+    /// generated from its embedding (the config's `task_embeddings` and `adapters` apply).
+    #[arg(long, value_name = "DIR", conflicts_with = "adapters")]
+    pub hypernetwork: Option<PathBuf>,
     /// The split to score.
     #[arg(long, value_enum, default_value_t = SplitArg::Validation)]
     pub split: SplitArg,
@@ -232,6 +247,10 @@ pub struct PredictArgs {
     /// Adapter directories, one per task; repeatable.
     #[arg(long = "adapter", value_name = "DIR")]
     pub adapters: Vec<PathBuf>,
+    /// A trained hypernetwork directory instead of adapter directories: the task's adapter is
+    /// generated from its embedding (the config's `task_embeddings` and `adapters` apply).
+    #[arg(long, value_name = "DIR", conflicts_with = "adapters")]
+    pub hypernetwork: Option<PathBuf>,
     /// The split whose inputs to predict.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,

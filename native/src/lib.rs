@@ -1,6 +1,7 @@
 //! The command-line tool's library: argument definitions, backend choice and the commands.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod adapters;
 pub mod backend;
 pub mod cli;
 pub mod commands;

@@ -301,6 +301,7 @@ fn help_documents_every_option() {
         "--json",
         "--length-penalty",
         "--early-stopping",
+        "--hypernetwork",
     ] {
         assert!(help.contains(opt), "{opt} missing from help");
     }
@@ -417,4 +418,208 @@ fn an_adapter_for_another_model_is_one_line() {
         "hello",
     ]);
     assert_one_line_error(&out, &["lora", "not supported"]);
+}
+
+fn hyper_fixture(case: &str) -> (PathBuf, serde_json::Value) {
+    let dir = fixtures().join("hyper").join(case);
+    let text = std::fs::read_to_string(dir.join("golden.json")).unwrap();
+    (dir, serde_json::from_str(&text).unwrap())
+}
+
+fn ids_of(line: &serde_json::Value) -> Vec<u64> {
+    line["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// `generate --json` on a hypernetwork case's golden texts, with `adapter_args` after the model.
+fn generate_hyper_case(dir: &Path, g: &serde_json::Value, adapter_args: &[&str]) -> Output {
+    let model = fixtures().join(g["base_model"].as_str().unwrap());
+    let mut args = vec!["generate", "--json", "--backend", "cpu"];
+    args.extend(["--max-new-tokens", "16", "--model", model.to_str().unwrap()]);
+    args.extend(adapter_args);
+    args.extend(
+        g["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap()),
+    );
+    let out = native(&args);
+    assert!(
+        out.status.success(),
+        "{} {adapter_args:?}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn generate_with_a_hypernetwork_prints_golden_ids_as_its_materialized_adapter() {
+    // hyperformer++ generates norms; meta-adapter-taskdir shares plain ones across tasks and
+    // its two tasks answer differently.
+    for case in ["hyperformer++", "meta-adapter-taskdir"] {
+        let (dir, g) = hyper_fixture(case);
+        for task in ["rte", "sst2"] {
+            let hyper = dir.to_str().unwrap();
+            let out = generate_hyper_case(&dir, &g, &["--hypernetwork", hyper, "--task", task]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!("generated adapter `{task}` from the hypernetwork")),
+                "{stderr}"
+            );
+            let run = &g["runs"][task];
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            for (i, line) in stdout.lines().enumerate() {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(
+                    ids_of(&line),
+                    hf_ids(&run["greedy"][i]),
+                    "{case} {task} {i}"
+                );
+                assert_eq!(line["output"], run["greedy_text"][i], "{case} {task} {i}");
+            }
+            let materialized = dir.join("materialized").join(task);
+            let adapter = ["--adapter", materialized.to_str().unwrap()];
+            let out = generate_hyper_case(&dir, &g, &adapter);
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                stdout,
+                "{case} {task}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hypernetwork_errors_are_one_line() {
+    let dir = fixtures().join("hyper").join("hyperformer++");
+    let run = |model: &str, extra: &[&str]| {
+        let model = fixtures().join(model);
+        let mut args = vec!["generate", "--backend", "cpu"];
+        args.extend(["--model", model.to_str().unwrap()]);
+        args.extend(extra);
+        args.push("hello");
+        native(&args)
+    };
+    let hyper = dir.to_str().unwrap();
+    assert_one_line_error(
+        &run("t5-v1_0", &["--hypernetwork", hyper, "--task", "cola"]),
+        &[
+            "hyperformer++/task_embeddings.safetensors",
+            "no task `cola` (tasks: rte, sst2)",
+        ],
+    );
+    assert_one_line_error(
+        &run(
+            "t5-v1_0",
+            &["--hypernetwork", "/no/such/hypernet", "--task", "rte"],
+        ),
+        &["/no/such/hypernet"],
+    );
+    assert_one_line_error(
+        &run("t5-v1_1", &["--hypernetwork", hyper, "--task", "rte"]),
+        &[
+            "hyperformer++/hypernetwork_config.json",
+            "num_decoder_layers",
+        ],
+    );
+    // Argument errors are clap's: the offending options, then usage.
+    let out = run("t5-v1_0", &["--hypernetwork", hyper]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--task"));
+    let adapter = dir.join("materialized").join("rte");
+    let both = ["--hypernetwork", hyper, "--task", "rte", "--adapter"];
+    let out = run(
+        "t5-v1_0",
+        &[&both[..], &[adapter.to_str().unwrap()]].concat(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+/// A run config over two custom tasks whose adapters come from the hypernetwork embeddings
+/// `sst2` and `rte` (`task_embeddings`).
+fn hyper_eval_config(tmp: &Path, model: &str, task_embedding_dim: usize) -> PathBuf {
+    let data = fixtures().join("../../configs/data");
+    let task = |name: &str, template: &str| {
+        serde_json::json!({
+            "name": name,
+            "train_file": data.join(name).join("train.jsonl"),
+            "validation_file": data.join(name).join("validation.jsonl"),
+            "template": template, "target_field": "label", "metrics": ["accuracy"],
+        })
+    };
+    let config = serde_json::json!({
+        "model_name_or_path": fixtures().join(model),
+        "tasks": ["sentiment", "similarity"],
+        "custom_tasks": [
+            task("sentiment", "sentence: {sentence}"),
+            task("similarity", "sentence1: {sentence1} sentence2: {sentence2}"),
+        ],
+        "output_dir": tmp.join("out"), "do_eval": true, "n_val": 8, "val_max_target_length": 8,
+        "train_adapters": true, "adapter_config_name": "meta-adapter",
+        "task_embedding_dim": task_embedding_dim,
+        "task_embeddings": {"sentiment": "sst2", "similarity": "rte"},
+    });
+    let path = tmp.join("run.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn eval_and_predict_with_a_hypernetwork_equal_its_materialized_adapters() {
+    let (dir, _) = hyper_fixture("meta-adapter-taskdir");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = hyper_eval_config(tmp.path(), "t5-v1_1", 64);
+    // The materialized adapters, renamed after the tasks they serve.
+    let mut adapter_args = Vec::new();
+    for (task, embedding) in [("sentiment", "sst2"), ("similarity", "rte")] {
+        let to = tmp.path().join(task);
+        std::fs::create_dir(&to).unwrap();
+        let from = dir.join("materialized").join(embedding);
+        std::fs::copy(
+            from.join("adapter.safetensors"),
+            to.join("adapter.safetensors"),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(from.join("adapter_config.json")).unwrap();
+        let text = text.replace(
+            &format!("\"task\": \"{embedding}\""),
+            &format!("\"task\": \"{task}\""),
+        );
+        std::fs::write(to.join("adapter_config.json"), text).unwrap();
+        adapter_args.extend(["--adapter".to_string(), to.to_str().unwrap().to_string()]);
+    }
+    let hyper_args = [
+        "--hypernetwork".to_string(),
+        dir.to_str().unwrap().to_string(),
+    ];
+    let run = |command: &[&str], adapters: &[String]| {
+        let mut args = command.to_vec();
+        args.extend([config.to_str().unwrap(), "--backend", "cpu"]);
+        args.extend(adapters.iter().map(String::as_str));
+        let out = native(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{command:?}: {stderr}");
+        (String::from_utf8(out.stdout).unwrap(), stderr)
+    };
+    for task in ["sentiment", "similarity"] {
+        let predict = ["predict", "--split", "validation", "--task", task];
+        let (generated, _) = run(&predict, &hyper_args);
+        assert_eq!(generated.lines().count(), 8, "{generated}");
+        assert_eq!(generated, run(&predict, &adapter_args).0, "{task}");
+    }
+    let (metrics, stderr) = run(&["eval"], &hyper_args);
+    assert!(
+        stderr.contains("`sentiment` (embedding `sst2`), `similarity` (embedding `rte`)"),
+        "{stderr}"
+    );
+    assert!(metrics.contains("sentiment_accuracy"), "{metrics}");
+    assert_eq!(metrics, run(&["eval"], &adapter_args).0);
 }

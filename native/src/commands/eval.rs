@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use burn::prelude::*;
-use t5_core::adapter::{load_adapter, AdapterSet};
+use t5_core::adapter::AdapterSet;
+use t5_core::fused::FusedOps;
 use t5_core::model_dir::ModelDir;
 use t5_core::train::data::{prepare_data, TaskData};
 use t5_core::train::evaluate::{evaluate, format_metrics, predict};
@@ -13,25 +13,39 @@ use t5_core::train::setup::load_tokenizer;
 use t5_core::train::RunConfig;
 use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
 
+use crate::adapters::AdapterSource;
 use crate::backend::{run_on, Job};
 use crate::cli::{EvalArgs, PredictArgs, SplitArg};
 
 struct Setup {
     config: RunConfig,
     model: String,
-    adapters: Vec<PathBuf>,
+    adapters: AdapterSource,
     test: bool,
+}
+
+/// The command line's adapters: `--adapter` directories, or `--hypernetwork` with `tasks`.
+struct AdapterArgs {
+    dirs: Vec<PathBuf>,
+    hypernetwork: Option<PathBuf>,
+    /// The tasks evaluated (predict's one task), or `None` for the config's eval tasks.
+    tasks: Option<Vec<String>>,
 }
 
 fn setup(
     config_path: &std::path::Path,
     model: Option<String>,
-    adapters: Vec<PathBuf>,
+    adapters: AdapterArgs,
     split: SplitArg,
 ) -> Result<Setup> {
     let mut config = super::train::load_config(config_path)?;
     let model = model.unwrap_or_else(|| config.model_name_or_path.clone());
     let test = split == SplitArg::Test;
+    let tasks = adapters
+        .tasks
+        .unwrap_or_else(|| config.eval_task_names().to_vec());
+    let generated = generated_adapters(&config, &tasks);
+    let adapters = AdapterSource::new(adapters.dirs, adapters.hypernetwork, generated);
     config.do_train = false;
     config.do_eval = !test;
     config.do_test = test;
@@ -44,8 +58,22 @@ fn setup(
     })
 }
 
+/// The adapters that evaluate `eval_tasks` (a training task's, or the one `adapters` maps an
+/// eval task to), each with the hypernetwork embedding it is generated from (its own unless
+/// `task_embeddings` maps it), as the trainer generates them.
+fn generated_adapters(config: &RunConfig, eval_tasks: &[String]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for name in eval_tasks.iter().filter_map(|t| config.adapter_for(t)) {
+        if !out.iter().any(|(n, _)| n == name) {
+            let embedding = config.hyper.embedding_of(name);
+            out.push((name.to_string(), embedding.to_string()));
+        }
+    }
+    out
+}
+
 /// A setup's model, adapters, tokenizer and data, loaded.
-struct Loaded<B: Backend> {
+struct Loaded<B: FusedOps> {
     model: T5ForConditionalGeneration<B>,
     set: AdapterSet<B>,
     tok: T5Tokenizer,
@@ -53,18 +81,12 @@ struct Loaded<B: Backend> {
 }
 
 /// Loads the model, tokenizer, adapters and data of a setup.
-fn load<B: Backend>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
+fn load<B: FusedOps>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
     let dir =
         ModelDir::resolve(&s.model).with_context(|| format!("loading model `{}`", s.model))?;
     let model = dir.load_model::<B>(device)?;
     let (tok, _) = load_tokenizer(&s.config, Some(&dir))?;
-    let mut set = AdapterSet::default();
-    for a in &s.adapters {
-        set.insert(
-            load_adapter::<B>(a, &model.config, device)
-                .with_context(|| format!("loading adapter {}", a.display()))?,
-        );
-    }
+    let set = s.adapters.load::<B>(&model.config, device)?;
     let data = prepare_data(&s.config, &tok, model.config.eos_token_id as u32)?;
     Ok(Loaded {
         model,
@@ -75,7 +97,12 @@ fn load<B: Backend>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
-    let s = setup(&args.config, args.model, args.adapters, args.split)?;
+    let adapters = AdapterArgs {
+        dirs: args.adapters,
+        hypernetwork: args.hypernetwork,
+        tasks: None,
+    };
+    let s = setup(&args.config, args.model, adapters, args.split)?;
     let backend = args.backend;
     let metrics = run_on(backend, EvalJob(s))?;
     eprintln!("{}", format_metrics(&metrics));
@@ -106,7 +133,12 @@ impl Job for EvalJob {
 }
 
 pub fn run_predict(args: PredictArgs) -> Result<()> {
-    let s = setup(&args.config, args.model, args.adapters, args.split)?;
+    let adapters = AdapterArgs {
+        dirs: args.adapters,
+        hypernetwork: args.hypernetwork,
+        tasks: Some(vec![args.task.clone()]),
+    };
+    let s = setup(&args.config, args.model, adapters, args.split)?;
     let lines = run_on(args.backend, PredictJob(s, args.task.clone()))?;
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     match &args.output {

@@ -3,12 +3,12 @@
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
 
-use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
+use t5_core::adapter::Adapters;
 use t5_core::generation::{generate, EarlyStopping, GenerationConfig};
 use t5_core::model_dir::ModelDir;
 
+use crate::adapters::AdapterSource;
 use crate::backend::{run_on, Job};
 use crate::cli::{EarlyStoppingArg, GenerateArgs};
 
@@ -37,15 +37,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         .iter()
         .map(|text| tokenizer.encode(text))
         .collect::<t5_core::Result<Vec<_>>>()?;
-    if args.task.is_some() && args.adapters.is_empty() {
-        bail!("--task needs at least one --adapter");
+    if args.task.is_some() && args.adapters.is_empty() && args.hypernetwork.is_none() {
+        bail!("--task needs at least one --adapter, or --hypernetwork");
     }
+    // With --hypernetwork, --task names the embedding and the adapter generated from it.
+    let tasks = args.task.iter().map(|t| (t.clone(), t.clone())).collect();
     let job = GenerateJob {
         dir,
         config,
         encoded,
         batch_size: args.batch_size,
-        adapters: args.adapters.clone(),
+        adapters: AdapterSource::new(args.adapters.clone(), args.hypernetwork.clone(), tasks),
         task: args.task.clone(),
     };
     let outputs = run_on(args.backend, job)?;
@@ -92,7 +94,7 @@ struct GenerateJob {
     config: GenerationConfig,
     encoded: Vec<Vec<u32>>,
     batch_size: usize,
-    adapters: Vec<PathBuf>,
+    adapters: AdapterSource,
     task: Option<String>,
 }
 
@@ -105,13 +107,7 @@ impl Job for GenerateJob {
         _backend: &str,
     ) -> Result<Self::Output> {
         let model = self.dir.load_model::<B>(&device)?;
-        let mut set = AdapterSet::default();
-        for dir in &self.adapters {
-            let adapter = load_adapter::<B>(dir, &model.config, &device)
-                .with_context(|| format!("loading adapter {}", dir.display()))?;
-            tracing::info!("attached adapter `{}` from {}", adapter.name, dir.display());
-            set.insert(adapter);
-        }
+        let set = self.adapters.load::<B>(&model.config, &device)?;
         let task = match (&self.task, set.tasks.len()) {
             (Some(task), _) => Some(task.clone()),
             (None, 0) => None,
