@@ -2,8 +2,11 @@
 //! headless Chromium through chromedriver (W3C WebDriver), once on the CPU fallback and once on
 //! WebGPU. Per task it picks the task, types an input, runs, and reads the output, which must
 //! equal the native prediction that `scripts/make-demo-assets` stored for that input; then a
-//! corrupted adapter is dropped in, which must show an error and leave the page working.
-//! Screenshots and the measured tokens/s go to `target/web-demo/`.
+//! corrupted adapter is dropped in, which must show an error and leave the page working. Last, a
+//! hypernetwork fixture and its backbone are loaded through the file inputs: each task's adapter,
+//! generated in the page, and the slider's blends at α = 0 and 1 must print the text PyTorch
+//! generated (its `golden.json`). Screenshots, the measured tokens/s and the adapter generation
+//! times go to `target/web-demo/`.
 //!
 //! Needs `trunk build --release`, `chromium` and `chromium-driver`, so it is `#[ignore]`d in a
 //! plain `cargo test`; `scripts/test` builds the page and runs it with `--ignored`.
@@ -216,6 +219,31 @@ impl Driver {
         );
     }
 
+    /// Picks `paths` in the file input `css`, as a user would (chromedriver wants canonical
+    /// paths).
+    fn upload(&self, css: &str, paths: &[PathBuf]) {
+        let files: Vec<String> = paths
+            .iter()
+            .map(|p| p.canonicalize().unwrap().display().to_string())
+            .collect();
+        let input = self.element(css);
+        self.post(
+            &self.session(&format!("/element/{input}/value")),
+            json!({ "text": files.join("\n") }),
+        );
+    }
+
+    /// Types `input`, runs, and returns the output once the run is over.
+    fn generate(&self, input: &str) -> String {
+        self.type_into("#input", input);
+        let runs = self.script("return Number(document.body.dataset.runs || 0);", json!([]));
+        self.click("#run");
+        self.wait_ready("generating", |d| {
+            d.script("return Number(document.body.dataset.runs || 0);", json!([])) != runs
+        });
+        self.text("output")
+    }
+
     /// The page's console, for failure messages.
     fn log(&self) -> String {
         let url = format!("{}{}", self.base, self.session("/se/log"));
@@ -316,13 +344,7 @@ fn run_page(driver: &Driver, url: &str, backend: &str, out: &Path) -> Value {
     for (task, input, expected) in native_examples() {
         // Choose the task, type the input, run, read.
         driver.choose_task(&task);
-        driver.type_into("#input", &input);
-        let runs = driver.script("return Number(document.body.dataset.runs || 0);", json!([]));
-        driver.click("#run");
-        driver.wait_ready("generating", |d| {
-            d.script("return Number(document.body.dataset.runs || 0);", json!([])) != runs
-        });
-        let output = driver.text("output");
+        let output = driver.generate(&input);
         assert_eq!(
             output, expected,
             "{backend}, task {task}: browser vs native for {input:?}"
@@ -351,6 +373,84 @@ fn run_page(driver: &Driver, url: &str, backend: &str, out: &Path) -> Value {
     eprintln!("web demo, {label}: benchmark {}", driver.text("bench"));
     driver.screenshot(&out.join(format!("demo-{backend}.png")));
     json!({ "backend": label, "examples_tokens_per_s": speeds, "bench_64_to_32_tokens_per_s": bench })
+}
+
+/// The milliseconds in the page's "adapter generated in N ms".
+fn generation_ms(driver: &Driver) -> f64 {
+    let shown = driver.text("switch-time");
+    shown
+        .split("generated in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no generation time in {shown:?}"))
+}
+
+/// The hypernetwork fixture whose tasks generate different text (HyperFormer++ with a task
+/// projector) on its backbone, both loaded through the file inputs (on the backend the page
+/// runs): choosing each task generates its adapter, whose output is PyTorch's; the slider's
+/// ends generate the two tasks' outputs. Returns the generation times.
+fn hypernetwork_page(driver: &Driver, out: &Path) -> Value {
+    let fixtures = root().join("tests/fixtures");
+    let case = fixtures.join("hyper/hyperformer++-options");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("golden.json")).unwrap()).unwrap();
+    let backbone = fixtures.join(golden["base_model"].as_str().unwrap());
+    let files = ["config.json", "model.safetensors", "tokenizer.json"].map(|f| backbone.join(f));
+    driver.upload("#backbone-files", &files);
+    driver.wait_ready("loading the hypernetwork's backbone", |d| {
+        d.text("status").contains("your backbone")
+    });
+    let files = [
+        "hypernetwork_config.json",
+        "hypernetwork.safetensors",
+        "task_embeddings.safetensors",
+    ]
+    .map(|f| case.join(f));
+    driver.upload("#hyper-files", &files);
+    driver.wait_ready("loading the hypernetwork", |d| {
+        d.text("status").contains("hypernetwork")
+    });
+    // The input whose output differs between the tasks.
+    let input = golden["texts"][2].as_str().unwrap();
+    let mut times = serde_json::Map::new();
+    let mut outputs = Vec::new();
+    for task in ["rte", "sst2"] {
+        driver.choose_task(task);
+        times.insert(task.into(), json!(generation_ms(driver)));
+        let output = driver.generate(input);
+        let expected = golden["runs"][task]["greedy_text"][2].as_str().unwrap();
+        assert_eq!(
+            output, expected,
+            "hypernetwork task {task}: page vs PyTorch"
+        );
+        outputs.push(output);
+    }
+    assert_ne!(outputs[0], outputs[1], "the fixture's tasks differ");
+    for (alpha, expected) in [
+        ("0", Some(&outputs[0])),
+        ("1", Some(&outputs[1])),
+        ("0.5", None),
+    ] {
+        let name = format!("blend(rte,sst2,{:.2})", alpha.parse::<f64>().unwrap());
+        driver.script(
+            "const s = document.getElementById('blend-alpha'); s.value = arguments[0]; \
+             s.dispatchEvent(new Event('change'));",
+            json!([alpha]),
+        );
+        driver.wait_ready(&name, |d| {
+            d.script("return document.body.dataset.task;", json!([])) == name.as_str()
+        });
+        times.insert(name.clone(), json!(generation_ms(driver)));
+        let output = driver.generate(input);
+        if let Some(expected) = expected {
+            assert_eq!(&output, expected, "{name}: the slider's end is the task");
+        }
+        eprintln!("web demo, hypernetwork: {name}: {output:?}");
+    }
+    driver.screenshot(&out.join("demo-hypernetwork.png"));
+    eprintln!("web demo, hypernetwork: adapter generation (ms): {times:?}");
+    json!({ "backend": driver.text("backend"), "generation_ms": times })
 }
 
 #[test]
@@ -386,14 +486,8 @@ fn the_demo_page_matches_native_output_in_headless_chromium() {
         &weights[..weights.len() / 3],
     )
     .unwrap();
-    let files = ["adapter_config.json", "adapter.safetensors"]
-        .map(|f| bad.path().join(f).display().to_string())
-        .join("\n");
-    let input = driver.element("#adapter-files");
-    driver.post(
-        &driver.session(&format!("/element/{input}/value")),
-        json!({ "text": files }),
-    );
+    let files = ["adapter_config.json", "adapter.safetensors"].map(|f| bad.path().join(f));
+    driver.upload("#adapter-files", &files);
     driver.wait_ready("bad adapter", |d| !d.text("error").is_empty());
     let error = driver.text("error");
     assert!(error.contains("adapter.safetensors"), "{error}");
@@ -406,6 +500,7 @@ fn the_demo_page_matches_native_output_in_headless_chromium() {
         d.text("output") == expected
     });
 
+    report.insert("hypernetwork".into(), hypernetwork_page(&driver, &out));
     std::fs::write(
         out.join("measurements.json"),
         serde_json::to_string_pretty(&Value::Object(report)).unwrap(),

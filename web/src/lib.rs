@@ -1,6 +1,7 @@
 //! The browser side: `core`'s T5 and adapters compiled to wasm. The page (`index.html`,
 //! `web/www/`) runs this in a Web Worker: one backbone is loaded once, per-task adapters are
-//! attached and switched without reloading it, on WebGPU when the browser offers an adapter and
+//! attached and switched without reloading it, or generated in the page by a hypernetwork from
+//! a task's embedding or a blend of two, on WebGPU when the browser offers an adapter and
 //! on the CPU (burn's Flex, compiled to wasm) otherwise.
 
 mod engine;
@@ -51,6 +52,15 @@ pub struct Generation {
     pub text: String,
     /// The new token ids, up to and including EOS.
     pub ids: Vec<u32>,
+}
+
+/// An adapter a hypernetwork generated.
+#[wasm_bindgen(getter_with_clone)]
+pub struct Generated {
+    /// The name it runs under, e.g. `blend(rte,sst2,0.30)`.
+    pub name: String,
+    /// Milliseconds the generation took, the device's work included.
+    pub ms: f64,
 }
 
 #[wasm_bindgen]
@@ -130,16 +140,52 @@ impl Demo {
             .map_err(js_error)
     }
 
-    /// The attached adapters.
+    /// The attached adapters, then the loaded hypernetwork's tasks.
     pub fn tasks(&self) -> Vec<String> {
         let engine = self.engine.borrow();
         with_engine!(&*engine, e => e.tasks())
     }
 
-    /// Switches to `task`'s adapter (`undefined`: the backbone alone).
-    pub fn set_task(&self, task: Option<String>) -> Result<(), JsError> {
+    /// Loads a hypernetwork from the bytes of `hypernetwork_config.json`,
+    /// `hypernetwork.safetensors` and `task_embeddings.safetensors`; it must fit the backbone.
+    /// Its tasks join `tasks()` (each adapter is generated when the task is chosen) and replace
+    /// those of a hypernetwork loaded before. Returns its tasks. A bad file is an error naming
+    /// it and changes nothing.
+    pub fn load_hypernetwork(
+        &self,
+        config_json: Vec<u8>,
+        hypernetwork: Vec<u8>,
+        task_embeddings: Vec<u8>,
+    ) -> Result<Vec<String>, JsError> {
         let mut engine = self.engine.try_borrow_mut().map_err(|_| busy())?;
-        with_engine!(&mut *engine, e => e.set_task(task.as_deref())).map_err(js_error)
+        with_engine!(&mut *engine, e => e.load_hypernetwork(config_json, hypernetwork, task_embeddings))
+            .map_err(js_error)
+    }
+
+    /// Switches to `task`'s adapter (`undefined`: the backbone alone). Resolves to the
+    /// milliseconds its generation took for a hypernetwork task, `undefined` for an attached
+    /// adapter (a lookup).
+    pub fn set_task(&self, task: Option<String>) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let ms = switch(&engine, task.as_deref())
+                .await
+                .map_err(JsValue::from)?;
+            Ok(ms.map_or(JsValue::UNDEFINED, JsValue::from_f64))
+        })
+    }
+
+    /// Generates the adapter of `(1-alpha)·e_a + alpha·e_b` from the raw task embeddings of
+    /// `task_a` and `task_b` (alpha in 0..1; 0 and 1 give exactly the two tasks' adapters) and
+    /// switches to it; resolves to a [`Generated`] named `blend(a,b,alpha)`.
+    pub fn blend(&self, task_a: String, task_b: String, alpha: f64) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let out = mix(&engine, &task_a, &task_b, alpha)
+                .await
+                .map_err(JsValue::from)?;
+            Ok(out.into())
+        })
     }
 
     /// Times greedy generation of `new_tokens` tokens from a synthetic `src_len`-token input,
@@ -176,6 +222,22 @@ impl Demo {
 }
 
 impl Demo {
+    /// [`Demo::set_task`] for Rust callers (the wasm tests): the generation's milliseconds
+    /// for a hypernetwork task.
+    pub async fn set_task_output(&self, task: Option<&str>) -> Result<Option<f64>, JsError> {
+        switch(&self.engine, task).await
+    }
+
+    /// [`Demo::blend`] for Rust callers.
+    pub async fn blend_output(
+        &self,
+        task_a: &str,
+        task_b: &str,
+        alpha: f64,
+    ) -> Result<Generated, JsError> {
+        mix(&self.engine, task_a, task_b, alpha).await
+    }
+
     /// [`Demo::benchmark`]'s work, for Rust callers.
     pub async fn benchmark_output(
         &self,
@@ -230,6 +292,28 @@ async fn run(
 ) -> Result<Output, JsError> {
     let engine = engine.try_borrow().map_err(|_| busy())?;
     with_engine!(&*engine, e => e.generate(text, max_new_tokens, num_beams).await).map_err(js_error)
+}
+
+// The mutable borrow is the engine's lock, as in `bench`: a generation or a switch meanwhile
+// answers "busy".
+#[allow(clippy::await_holding_refcell_ref)]
+async fn switch(engine: &RefCell<AnyEngine>, task: Option<&str>) -> Result<Option<f64>, JsError> {
+    let mut engine = engine.try_borrow_mut().map_err(|_| busy())?;
+    with_engine!(&mut *engine, e => e.set_task(task).await).map_err(js_error)
+}
+
+// The borrow is the engine's lock, as in `switch`.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn mix(
+    engine: &RefCell<AnyEngine>,
+    a: &str,
+    b: &str,
+    alpha: f64,
+) -> Result<Generated, JsError> {
+    let mut engine = engine.try_borrow_mut().map_err(|_| busy())?;
+    let (name, ms) =
+        with_engine!(&mut *engine, e => e.blend(a, b, alpha).await).map_err(js_error)?;
+    Ok(Generated { name, ms })
 }
 
 thread_local! {

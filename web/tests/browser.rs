@@ -1,11 +1,14 @@
 //! The demo's engine in a real browser (headless Chromium through wasm-bindgen-test): the
 //! fixture model loaded from bytes generates the ids transformers generated, on the CPU (wasm)
-//! and on WebGPU; adapters switch without reloading the backbone; bad files are error values.
+//! and on WebGPU; adapters switch without reloading the backbone; bad files are error values; a
+//! hypernetwork's generated adapters (per task, and blends at both ends) generate the ids
+//! PyTorch generated.
 //! Run: `wasm-pack test --headless --chrome web` (flags in `web/webdriver.json`).
 #![cfg(target_arch = "wasm32")]
 
 use serde_json::Value;
 use t5_web::Demo;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -25,14 +28,21 @@ const MAX_NEW_TOKENS: usize = 16;
 /// Python's greedy ids of each text: without the decoder start token and the padding after EOS.
 fn expected(golden: &str, key: &str) -> (Vec<String>, Vec<Vec<u32>>) {
     let g: Value = serde_json::from_str(golden).unwrap();
-    let texts = g["texts"]
+    (texts(&g), greedy_rows(&g[key]))
+}
+
+fn texts(golden: &Value) -> Vec<String> {
+    golden["texts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    let ids = g[key]
-        .as_array()
+        .collect()
+}
+
+/// Rows of generated ids, each without its decoder start token and the padding after EOS.
+fn greedy_rows(rows: &Value) -> Vec<Vec<u32>> {
+    rows.as_array()
         .unwrap()
         .iter()
         .map(|row| {
@@ -48,8 +58,7 @@ fn expected(golden: &str, key: &str) -> (Vec<String>, Vec<Vec<u32>>) {
                 .map_or(row.len(), |p| p + 1);
             row[1..end].to_vec()
         })
-        .collect();
-    (texts, ids)
+        .collect()
 }
 
 async fn load(backend: &str) -> Demo {
@@ -83,7 +92,7 @@ async fn backbone_and_adapter_match_python(backend: &str) {
         .add_adapter(None, ADAPTER_CONFIG, ADAPTER_WEIGHTS.to_vec())
         .unwrap_or_else(|_| panic!("adapter loads"));
     assert_eq!(demo.tasks(), vec![name.clone()]);
-    demo.set_task(Some(name.clone())).ok().unwrap();
+    demo.set_task_output(Some(&name)).await.ok().unwrap();
     let (adapter_texts, adapted) = expected(ADAPTER_GOLDEN, "greedy");
     assert_eq!(adapter_texts, texts);
     for (i, (text, want)) in texts.iter().zip(&adapted).enumerate() {
@@ -93,13 +102,13 @@ async fn backbone_and_adapter_match_python(backend: &str) {
             assert_ne!(got, base[0], "the adapter changes the output");
         }
     }
-    demo.set_task(None).ok().unwrap();
+    demo.set_task_output(None).await.ok().unwrap();
     assert_eq!(
         greedy(&demo, &texts[0]).await,
         base[0],
         "{backend}: back to the backbone"
     );
-    demo.set_task(Some(name)).ok().unwrap();
+    demo.set_task_output(Some(&name)).await.ok().unwrap();
     assert_eq!(
         greedy(&demo, &texts[0]).await,
         adapted[0],
@@ -141,7 +150,7 @@ async fn bad_files_are_error_values_and_change_nothing() {
         .is_err());
     assert!(demo.tasks().is_empty());
     // An unknown task, and a corrupt backbone.
-    assert!(demo.set_task(Some("nope".into())).is_err());
+    assert!(demo.set_task_output(Some("nope")).await.is_err());
     assert_eq!(greedy(&demo, &texts[0]).await, base[0]);
     let broken = Demo::load(
         CONFIG.to_vec(),
@@ -151,4 +160,175 @@ async fn bad_files_are_error_values_and_change_nothing() {
     )
     .await;
     assert!(broken.is_err());
+}
+
+// ------------------------------------------------------------------ hypernetworks --
+
+/// A backbone fixture's `config.json`, `model.safetensors`, `tokenizer.json`.
+type Backbone = (&'static [u8], &'static [u8], &'static [u8]);
+
+const T5_V1_0: Backbone = (
+    include_bytes!("../../tests/fixtures/t5-v1_0/config.json"),
+    include_bytes!("../../tests/fixtures/t5-v1_0/model.safetensors"),
+    include_bytes!("../../tests/fixtures/t5-v1_0/tokenizer.json"),
+);
+const T5_V1_1: Backbone = (CONFIG, WEIGHTS, TOKENIZER);
+
+/// A hypernetwork fixture's three files and its `golden.json`.
+struct Hyper {
+    config: &'static [u8],
+    weights: &'static [u8],
+    embeddings: &'static [u8],
+    golden: &'static str,
+}
+
+macro_rules! hyper_fixture {
+    ($case:literal) => {
+        Hyper {
+            config: include_bytes!(concat!(
+                "../../tests/fixtures/hyper/",
+                $case,
+                "/hypernetwork_config.json"
+            )),
+            weights: include_bytes!(concat!(
+                "../../tests/fixtures/hyper/",
+                $case,
+                "/hypernetwork.safetensors"
+            )),
+            embeddings: include_bytes!(concat!(
+                "../../tests/fixtures/hyper/",
+                $case,
+                "/task_embeddings.safetensors"
+            )),
+            golden: include_str!(concat!(
+                "../../tests/fixtures/hyper/",
+                $case,
+                "/golden.json"
+            )),
+        }
+    };
+}
+
+/// HyperFormer++ on t5-v1_0: its tasks' greedy ids are alike.
+const HYPERFORMER_PP: Hyper = hyper_fixture!("hyperformer++");
+/// HyperFormer++ with a task projector on t5-v1_1: its tasks' greedy ids differ.
+const HYPERFORMER_PP_OPTIONS: Hyper = hyper_fixture!("hyperformer++-options");
+
+async fn load_backbone((config, weights, tokenizer): Backbone) -> Demo {
+    Demo::load(
+        config.to_vec(),
+        weights.to_vec(),
+        tokenizer.to_vec(),
+        "cpu".into(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("loading a fixture backbone"))
+}
+
+fn load_hyper(demo: &Demo, h: &Hyper) -> Result<Vec<String>, String> {
+    demo.load_hypernetwork(h.config.to_vec(), h.weights.to_vec(), h.embeddings.to_vec())
+        .map_err(message)
+}
+
+fn message(e: JsError) -> String {
+    use wasm_bindgen::JsCast;
+    String::from(JsValue::from(e).unchecked_into::<js_sys::Error>().message())
+}
+
+async fn greedy_all(demo: &Demo, texts: &[String]) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    for text in texts {
+        out.push(greedy(demo, text).await);
+    }
+    out
+}
+
+/// Choosing each task generates its adapter, whose greedy ids equal PyTorch's; the blends at
+/// α = 0 and α = 1 generate exactly the two tasks' ids.
+async fn generated_adapters_match_pytorch(backbone: Backbone, h: &Hyper, tasks_differ: bool) {
+    let demo = load_backbone(backbone).await;
+    let g: Value = serde_json::from_str(h.golden).unwrap();
+    let case = g["case"].as_str().unwrap().to_string();
+    let tasks = load_hyper(&demo, h).unwrap();
+    assert_eq!(tasks, ["rte", "sst2"], "{case}");
+    assert_eq!(demo.tasks(), tasks, "{case}");
+    let texts = texts(&g);
+    let base = greedy_all(&demo, &texts).await;
+    let mut per_task = Vec::new();
+    for task in &tasks {
+        let ms = demo.set_task_output(Some(task)).await.ok().unwrap();
+        assert!(ms.is_some_and(|ms| ms >= 0.0), "{case}/{task}: {ms:?}");
+        let got = greedy_all(&demo, &texts).await;
+        assert_eq!(
+            got,
+            greedy_rows(&g["runs"][task]["greedy"]),
+            "{case}/{task}"
+        );
+        assert_ne!(got, base, "{case}/{task}: the adapter changes the output");
+        per_task.push(got);
+    }
+    assert_eq!(per_task[0] != per_task[1], tasks_differ, "{case}");
+    for (alpha, want) in [(0.0, &per_task[0]), (1.0, &per_task[1])] {
+        let out = demo.blend_output("rte", "sst2", alpha).await.ok().unwrap();
+        assert_eq!(out.name, format!("blend(rte,sst2,{alpha:.2})"));
+        assert_eq!(
+            &greedy_all(&demo, &texts).await,
+            want,
+            "{case}: {}",
+            out.name
+        );
+    }
+    let mid = demo.blend_output("rte", "sst2", 0.5).await.ok().unwrap();
+    assert_eq!(mid.name, "blend(rte,sst2,0.50)");
+    demo.set_task_output(None).await.ok().unwrap();
+    assert_eq!(
+        greedy_all(&demo, &texts).await,
+        base,
+        "{case}: back to the backbone"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn generated_adapters_generate_the_ids_pytorch_generates() {
+    generated_adapters_match_pytorch(T5_V1_0, &HYPERFORMER_PP, false).await;
+    generated_adapters_match_pytorch(T5_V1_1, &HYPERFORMER_PP_OPTIONS, true).await;
+}
+
+#[wasm_bindgen_test]
+async fn hypernetwork_errors_name_the_file_or_task() {
+    let demo = load_backbone(T5_V1_0).await;
+    let h = &HYPERFORMER_PP;
+    let blend = demo.blend_output("rte", "sst2", 0.5).await.map(|_| ());
+    assert!(message(blend.unwrap_err()).contains("no hypernetwork"));
+    // A truncated hypernetwork.safetensors, a config that is not JSON, and a hypernetwork made
+    // for another backbone: each names its file and changes nothing.
+    let weights = HYPERFORMER_PP.weights;
+    let cut = Hyper {
+        weights: &weights[..weights.len() / 2],
+        ..HYPERFORMER_PP
+    };
+    let err = load_hyper(&demo, &cut).unwrap_err();
+    assert!(err.contains("hypernetwork.safetensors"), "{err}");
+    let not_json = Hyper {
+        config: b"{not json",
+        ..HYPERFORMER_PP
+    };
+    let err = load_hyper(&demo, &not_json).unwrap_err();
+    assert!(err.contains("hypernetwork_config.json"), "{err}");
+    let err = load_hyper(&demo, &HYPERFORMER_PP_OPTIONS).unwrap_err();
+    assert!(err.contains("hypernetwork_config.json"), "{err}");
+    assert!(demo.tasks().is_empty());
+
+    load_hyper(&demo, h).unwrap();
+    demo.set_task_output(Some("rte")).await.ok().unwrap();
+    let err = message(demo.set_task_output(Some("nope")).await.unwrap_err());
+    assert!(err.contains("`nope`") && err.contains("rte, sst2"), "{err}");
+    let err = demo.blend_output("rte", "nope", 0.5).await.map(|_| ());
+    assert!(message(err.unwrap_err()).contains("`nope`"));
+    let err = demo.blend_output("rte", "sst2", 1.5).await.map(|_| ());
+    assert!(message(err.unwrap_err()).contains("alpha"));
+    // Still on rte.
+    let g: Value = serde_json::from_str(h.golden).unwrap();
+    let rte = greedy_rows(&g["runs"]["rte"]["greedy"]);
+    assert_eq!(greedy(&demo, &texts(&g)[2]).await, rte[2]);
 }

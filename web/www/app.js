@@ -5,6 +5,8 @@ const pending = new Map();
 let nextId = 1;
 let manifest = { tasks: [] };
 const examples = {};
+// The loaded hypernetwork's tasks (their adapters are generated when chosen).
+let hyperTasks = [];
 
 worker.onmessage = ({ data }) => {
   const request = pending.get(data.id);
@@ -30,6 +32,7 @@ function setState(state, message) {
   $('run').disabled = busy;
   $('bench-run').disabled = busy;
   $('task').disabled = busy;
+  for (const id of ['blend-a', 'blend-b', 'blend-alpha']) $(id).disabled = busy;
 }
 
 function fail(message) {
@@ -56,27 +59,76 @@ async function loadBackbone(source) {
   document.body.dataset.loaded = '1';
 }
 
+// The task list (a hypernetwork's tasks marked), with `selected` chosen.
+function listTasks(tasks, selected) {
+  const label = (t) => (hyperTasks.includes(t) ? `${t} (hypernetwork)` : t);
+  $('task').replaceChildren(...tasks.map((t) => new Option(label(t), t)));
+  $('task').value = selected;
+}
+
 async function addAdapter(source) {
   const { name, tasks } = await ask('adapter', source, showProgress);
-  const select = $('task');
-  const keep = select.value;
-  select.replaceChildren(...tasks.map((t) => new Option(t, t)));
-  select.value = keep && tasks.includes(keep) ? keep : name;
+  const keep = $('task').value;
+  listTasks(tasks, keep && tasks.includes(keep) ? keep : name);
   return name;
 }
 
-async function switchTask() {
-  const task = $('task').value;
-  const { ms } = await ask('task', { task });
-  $('switch-time').textContent = `${ms.toFixed(2)} ms (adapter only; the backbone stays loaded)`;
-  const about = manifest.tasks.find((t) => t.name === task);
-  $('about').textContent = about ? about.about : '';
+async function addHypernetwork(source) {
+  const { tasks, all } = await ask('hypernetwork', source);
+  hyperTasks = tasks;
+  listTasks(all, tasks[0]);
+  $('blend-a').replaceChildren(...tasks.map((t) => new Option(t, t)));
+  $('blend-b').replaceChildren(...tasks.map((t) => new Option(t, t)));
+  $('blend-b').value = tasks[Math.min(1, tasks.length - 1)];
+  $('blend-panel').hidden = false;
+}
+
+// Shows `task`'s description and examples (none for a generated adapter).
+function showTask(task, about) {
+  $('about').textContent = about;
   const list = examples[task] || [];
   $('example').replaceChildren(new Option(list.length ? 'Examples…' : 'No examples', ''),
     ...list.map((e, i) => new Option(e.input, String(i))));
   if (list.length) pickExample(0);
   else $('expected').textContent = '–';
   document.body.dataset.task = task;
+}
+
+// The task list's entry for the current blend (one at most; gone when another task is chosen).
+function showBlendInList(name) {
+  for (const o of [...$('task').options]) if (o.dataset.blend) o.remove();
+  if (!name) return;
+  const option = new Option(name, name);
+  option.dataset.blend = '1';
+  $('task').add(option);
+  $('task').value = name;
+}
+
+async function switchTask() {
+  const task = $('task').value;
+  showBlendInList(null);
+  const { ms, generated } = await ask('task', { task });
+  $('switch-time').textContent = generated === null
+    ? `${ms.toFixed(2)} ms (adapter only; the backbone stays loaded)`
+    : `adapter generated in ${generated.toFixed(1)} ms (by the hypernetwork, from the task's embedding)`;
+  const about = manifest.tasks.find((t) => t.name === task);
+  showTask(task, about ? about.about : '');
+}
+
+// Generates the adapter between the two chosen tasks at the slider's α and switches to it.
+async function blend() {
+  const a = $('blend-a').value, b = $('blend-b').value, alpha = Number($('blend-alpha').value);
+  $('blend-value').textContent = alpha.toFixed(2);
+  setState('running', `Generating the adapter at α = ${alpha.toFixed(2)}…`);
+  try {
+    const { name, ms } = await ask('blend', { a, b, alpha });
+    $('switch-time').textContent = `${name}: adapter generated in ${ms.toFixed(1)} ms`;
+    showBlendInList(name);
+    showTask(name, `between ${a} (α = 0) and ${b} (α = 1)`);
+    setState('ready', 'Ready');
+  } catch (e) {
+    fail(e.message);
+  }
 }
 
 function pickExample(i) {
@@ -114,12 +166,23 @@ async function bench() {
   }
 }
 
-// Sorts picked or dropped files into a backbone or an adapter by their names.
+// Sorts picked or dropped files into a backbone, an adapter or a hypernetwork by their names.
 async function useFiles(files, kind) {
   const byName = Object.fromEntries([...files].map((f) => [f.name, f]));
   const find = (suffix) => Object.keys(byName).find((n) => n.endsWith(suffix));
   try {
-    if (kind === 'adapter' || (!kind && find('adapter_config.json'))) {
+    if (kind === 'hypernetwork' || (!kind && find('hypernetwork_config.json'))) {
+      const config = byName[find('hypernetwork_config.json')];
+      const weights = byName[find('hypernetwork.safetensors')];
+      const embeddings = byName[find('task_embeddings.safetensors')];
+      if (!config || !weights || !embeddings) {
+        throw new Error('a hypernetwork needs hypernetwork_config.json, hypernetwork.safetensors and task_embeddings.safetensors');
+      }
+      setState('loading', 'Loading the hypernetwork…');
+      await addHypernetwork({ files: { config, weights, embeddings } });
+      await switchTask();
+      setState('ready', `Ready — hypernetwork with tasks ${hyperTasks.join(', ')} added`);
+    } else if (kind === 'adapter' || (!kind && find('adapter_config.json'))) {
       const config = byName[find('adapter_config.json')];
       const weights = byName[find('.safetensors')];
       if (!config || !weights) throw new Error('an adapter needs adapter_config.json and adapter.safetensors');
@@ -131,6 +194,8 @@ async function useFiles(files, kind) {
       const config = byName['config.json'], weights = byName[find('.safetensors')], tokenizer = byName['tokenizer.json'];
       if (!config || !weights || !tokenizer) throw new Error('a backbone needs config.json, model.safetensors and tokenizer.json');
       await loadBackbone({ files: { config, weights, tokenizer } });
+      hyperTasks = [];
+      $('blend-panel').hidden = true;
       $('task').replaceChildren();
       $('example').replaceChildren();
       setState('ready', 'Ready — your backbone, no adapters yet (add one per task)');
@@ -147,6 +212,11 @@ $('task').onchange = () => switchTask().catch((e) => fail(e.message));
 $('example').onchange = (e) => e.target.value !== '' && pickExample(Number(e.target.value));
 $('backbone-files').onchange = (e) => useFiles(e.target.files, 'backbone');
 $('adapter-files').onchange = (e) => useFiles(e.target.files, 'adapter');
+$('hyper-files').onchange = (e) => useFiles(e.target.files, 'hypernetwork');
+$('blend-alpha').oninput = (e) => { $('blend-value').textContent = Number(e.target.value).toFixed(2); };
+$('blend-alpha').onchange = blend;
+$('blend-a').onchange = blend;
+$('blend-b').onchange = blend;
 $('backend-choice').onchange = (e) => { location.search = `?backend=${e.target.value}`; };
 document.addEventListener('dragover', (e) => e.preventDefault());
 document.addEventListener('drop', (e) => { e.preventDefault(); useFiles(e.dataTransfer.files); });

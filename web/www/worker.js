@@ -89,10 +89,28 @@ const handlers = {
     return { name: demo.add_adapter(name || undefined, config, weights), tasks: demo.tasks() };
   },
 
+  // { files: {config, weights, embeddings} }: a hypernetwork directory's three files.
+  async hypernetwork({ files }) {
+    if (!demo) throw new Error('load a backbone first');
+    const [config, weights, embeddings] = await Promise.all(
+      [bytesOf(files.config), bytesOf(files.weights), bytesOf(files.embeddings)]);
+    return { tasks: demo.load_hypernetwork(config, weights, embeddings), all: demo.tasks() };
+  },
+
+  // `generated`: the ms the hypernetwork took to generate the task's adapter (null for an
+  // attached adapter).
   async task({ task }) {
     const t0 = performance.now();
-    demo.set_task(task || undefined);
-    return { ms: performance.now() - t0 };
+    const generated = await demo.set_task(task || undefined);
+    return { ms: performance.now() - t0, generated: generated ?? null };
+  },
+
+  // The adapter of (1 - alpha)·e_a + alpha·e_b, generated and switched to.
+  async blend({ a, b, alpha }) {
+    const out = await demo.blend(a, b, alpha);
+    const result = { name: out.name, ms: out.ms };
+    out.free();
+    return result;
   },
 
   // Greedy generation of `newTokens` tokens from a synthetic `srcLen`-token input; seconds per run.
