@@ -5,8 +5,9 @@
 //! corrupted adapter is dropped in, which must show an error and leave the page working. Last, a
 //! hypernetwork fixture and its backbone are loaded through the file inputs: each task's adapter,
 //! generated in the page, and the slider's blends at α = 0 and 1 must print the text PyTorch
-//! generated (its `golden.json`). Screenshots, the measured tokens/s and the adapter generation
-//! times go to `target/web-demo/`.
+//! generated (its `golden.json`), and at α = 0.5 what `native` generates for the same blend.
+//! Screenshots, the measured tokens/s and the adapter generation times go to
+//! `target/web-demo/`.
 //!
 //! Needs `trunk build --release`, `chromium` and `chromium-driver`, so it is `#[ignore]`d in a
 //! plain `cargo test`; `scripts/test` builds the page and runs it with `--ignored`.
@@ -427,11 +428,8 @@ fn hypernetwork_page(driver: &Driver, out: &Path) -> Value {
         outputs.push(output);
     }
     assert_ne!(outputs[0], outputs[1], "the fixture's tasks differ");
-    for (alpha, expected) in [
-        ("0", Some(&outputs[0])),
-        ("1", Some(&outputs[1])),
-        ("0.5", None),
-    ] {
+    let halfway = native_blend(&case, &backbone, 0.5, input);
+    for (alpha, expected) in [("0", &outputs[0]), ("1", &outputs[1]), ("0.5", &halfway)] {
         let name = format!("blend(rte,sst2,{:.2})", alpha.parse::<f64>().unwrap());
         driver.script(
             "const s = document.getElementById('blend-alpha'); s.value = arguments[0]; \
@@ -443,14 +441,34 @@ fn hypernetwork_page(driver: &Driver, out: &Path) -> Value {
         });
         times.insert(name.clone(), json!(generation_ms(driver)));
         let output = driver.generate(input);
-        if let Some(expected) = expected {
-            assert_eq!(&output, expected, "{name}: the slider's end is the task");
-        }
+        assert_eq!(&output, expected, "{name}: page vs native");
         eprintln!("web demo, hypernetwork: {name}: {output:?}");
     }
     driver.screenshot(&out.join("demo-hypernetwork.png"));
     eprintln!("web demo, hypernetwork: adapter generation (ms): {times:?}");
     json!({ "backend": driver.text("backend"), "generation_ms": times })
+}
+
+/// What `native` generates (greedy, 16 new tokens as the page) for `input` through the adapter
+/// of `(1 - alpha) e_rte + alpha e_sst2` of the hypernetwork in `case`.
+fn native_blend(case: &Path, backbone: &Path, alpha: f32, input: &str) -> String {
+    use t5_core::adapter::hyper::load_hypernetwork;
+    use t5_core::generation::{generate, GenerationConfig};
+    type B = t5_core::backend::Cpu;
+    let device = Default::default();
+    let dir = t5_core::model_dir::ModelDir::open(backbone).unwrap();
+    let model = dir.load_model::<B>(&device).unwrap();
+    let tokenizer = dir.load_tokenizer().unwrap();
+    let hyper = load_hypernetwork::<B>(case, &dir.config, &device).unwrap();
+    let raw = hyper.embeddings.raw(&["rte", "sst2"]).unwrap();
+    let [a, b] = [0, 1].map(|i| raw.clone().narrow(0, i, 1));
+    let set = hyper.generate_from(a * (1.0 - alpha) + b * alpha, vec!["blend".into()]);
+    let adapters = t5_core::adapter::Adapters::task(&set, "blend").unwrap();
+    let mut config = GenerationConfig::for_model(&dir.config);
+    config.max_new_tokens = 16;
+    let ids = tokenizer.encode(input).unwrap();
+    let out = generate(&model, &[ids], &config, Some(&adapters)).unwrap();
+    tokenizer.decode(&out[0]).unwrap()
 }
 
 #[test]

@@ -158,7 +158,10 @@ fn run_adapters<B: FusedOps>(
     model_config: &T5Config,
     device: &B::Device,
 ) -> Result<RunAdapters<B>> {
-    let blocks = config.hyper.train_adapters_blocks;
+    // The unique hypernetworks ignore `train_adapters_blocks`, as HyperFormer does.
+    let blocks = config.hyper.train_adapters_blocks
+        || config.adapter_config_name == "meta-adapter"
+            && config.hyper.variant() != crate::adapter::hyper::Variant::MetaAdapter;
     if !config.train_adapters || !blocks {
         return Ok(RunAdapters::default());
     }
