@@ -393,6 +393,17 @@ fn hypernetwork_runs_resume_export_and_take_a_new_task_by_its_embedding() {
     assert!(new
         .join("adapters/similarity_new/adapter.safetensors")
         .is_file());
+    // A trained hypernetwork continues only under its own settings.
+    config["task_hidden_dim"] = serde_json::json!(32);
+    config["output_dir"] = serde_json::json!(tmp.path().join("mismatch"));
+    let out = train(&write_config(tmp.path(), &config));
+    assert_error(
+        &out,
+        &[
+            "hypernetwork_config.json",
+            "`task_hidden_dim` is 16, but the run config asks for 32",
+        ],
+    );
 }
 
 /// Every file under `dir`.

@@ -13,6 +13,7 @@ use crate::adapter::hyper::npy::read_npy;
 use crate::adapter::hyper::{load_hypernetwork, HyperNetwork, HyperNetworkConfig};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
+use crate::files::HYPER_CONFIG;
 use crate::fused::FusedOps;
 
 /// The hypernetwork of `config`'s training tasks over `model`.
@@ -33,12 +34,15 @@ pub fn hypernetwork<B: FusedOps>(
             names.push(e.clone());
         }
     }
+    let wanted = HyperNetworkConfig::new(h, &config.adapter, model, names.clone());
     let mut hyper = match &h.hypernetwork {
-        Some(dir) => load_hypernetwork::<B>(dir, model, device)?,
-        None => {
-            let c = HyperNetworkConfig::new(h, &config.adapter, model, names.clone());
-            HyperNetwork::init(c, device)?
+        Some(dir) => {
+            let hyper = load_hypernetwork::<B>(dir, model, device)?;
+            same_settings(&hyper.config, &wanted)
+                .map_err(|msg| Error::config(dir.join(HYPER_CONFIG), msg))?;
+            hyper
         }
+        None => HyperNetwork::init(wanted, device)?,
     };
     let t = hyper.config.task_embedding_dim;
     for name in &names {
@@ -73,4 +77,30 @@ pub fn hypernetwork<B: FusedOps>(
         hyper.embeddings.task_projector = hyper.embeddings.task_projector.map(|p| p.no_grad());
     }
     Ok(GeneratedAdapters { hyper, tasks })
+}
+
+/// A trained hypernetwork continues only under the settings it was trained with: the run
+/// config's keys must agree with its `hypernetwork_config.json` (tasks aside).
+fn same_settings(
+    loaded: &HyperNetworkConfig,
+    wanted: &HyperNetworkConfig,
+) -> std::result::Result<(), String> {
+    let as_map = |c: &HyperNetworkConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (loaded, wanted) = (as_map(loaded), as_map(wanted));
+    for (key, value) in &wanted {
+        if matches!(key.as_str(), "tasks" | "parametric_task_embedding") {
+            continue;
+        }
+        if loaded.get(key) != Some(value) {
+            let theirs = loaded.get(key).map_or("nothing".into(), |v| v.to_string());
+            return Err(format!(
+                "`{key}` is {theirs}, but the run config asks for {value}; a trained \
+                 hypernetwork continues with the settings it was trained with"
+            ));
+        }
+    }
+    Ok(())
 }
