@@ -200,3 +200,31 @@ fn fresh_adapters<B: Backend>(
     }
     Ok(set)
 }
+
+#[cfg(all(test, feature = "cpu"))]
+mod tests {
+    use super::*;
+    use crate::adapter::hyper::Variant;
+
+    /// `train_adapters_blocks: false` is the seed's "layer norms only" baseline for `adapter` and
+    /// `meta-adapter`; the unique hypernetworks ignore it, as HyperFormer does.
+    #[test]
+    fn without_adapter_blocks_nothing_but_the_backbone_trains() {
+        type B = burn::backend::Autodiff<crate::backend::Cpu>;
+        let model = preset("t5-tiny", 64).expect("a preset");
+        let mut config = RunConfig {
+            tasks: vec!["a".into(), "b".into()],
+            train_adapters: true,
+            ..RunConfig::default()
+        };
+        config.hyper.task_embedding_dim = Some(8);
+        config.hyper.train_adapters_blocks = false;
+        let adapters = |c: &RunConfig| run_adapters::<B>(c, &model, &Default::default()).unwrap();
+        assert!(adapters(&config).is_empty(), "adapter");
+        config.adapter_config_name = "meta-adapter".into();
+        assert!(adapters(&config).is_empty(), "meta-adapter");
+        config.hyper.efficient_unique_hyper_net = true;
+        assert_eq!(config.hyper.variant(), Variant::HyperFormerPlusPlus);
+        assert_eq!(adapters(&config).task_names(), ["a", "b"], "HyperFormer++");
+    }
+}
