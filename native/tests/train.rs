@@ -169,10 +169,10 @@ fn bad_configs_and_data_are_clear_errors() {
         &["mnlii"],
     );
 
-    // A duplicated key.
+    // A duplicated key keeps its last value: `do_train` false, so there is nothing to do.
     let path = tmp.path().join("dup.json");
     std::fs::write(&path, "{\"tasks\": [\"rte\"], \"output_dir\": \"x\", \"model_name_or_path\": \"t5-tiny\", \"do_train\": true, \"do_train\": false}").unwrap();
-    assert_error(&train(&path), &["dup.json", "duplicate key `do_train`"]);
+    assert_error(&train(&path), &["dup.json", "nothing to do"]);
 
     // A missing data file and a malformed line.
     let mut config = small_config(&out_dir, serde_json::json!({}));
