@@ -85,7 +85,7 @@ fn glue_tsvs_as_distributed() {
         .unwrap()
         .unwrap();
     let examples: Vec<_> = rows.iter().map(|r| cola.format(r, true).unwrap()).collect();
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 12);
     assert_eq!(
         examples[0].input,
         "cola sentence: Our friends won't buy this analysis, let alone the next one we propose."
@@ -114,15 +114,20 @@ fn glue_tsvs_as_distributed() {
         .iter()
         .map(|r| mnli.format_target(r).unwrap())
         .collect();
-    assert_eq!(targets, ["1", "0", "2"]);
+    assert_eq!(targets.len(), 12);
+    assert_eq!(targets[..3], ["1", "0", "2"]);
     assert_eq!(
         mnli.format_input(&rows[2], true).unwrap(),
         "mnli premise: I stayed home. hypothesis: I went out."
     );
-    // The matched set (MNLI's test role) is not there.
-    assert!(source::load_local(&mnli, Role::Test, &dir)
+    // The matched set is MNLI's test role.
+    let rows = source::load_local(&mnli, Role::Test, &dir)
         .unwrap()
-        .is_none());
+        .unwrap();
+    assert_eq!(
+        mnli.format_input(&rows[0], true).unwrap(),
+        "mnli premise: The cat visits the museum at home. hypothesis: The cat visits something."
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `native train` end to end: resumption after a hard kill, and clear errors for bad configs.
+//! `native train` end to end: resumption after a hard kill, clear errors for bad configs, and the
+//! seed's published HyperFormer configs on tiny GLUE data.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,8 +64,14 @@ fn write_config(dir: &Path, config: &serde_json::Value) -> PathBuf {
 }
 
 fn train(config: &Path) -> Output {
+    train_with(config, &[])
+}
+
+/// `native train CONFIG` with extra arguments (`--max-steps 2`).
+fn train_with(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_native"))
         .args(["train", config.to_str().unwrap()])
+        .args(args)
         .output()
         .unwrap()
 }
@@ -162,10 +169,10 @@ fn bad_configs_and_data_are_clear_errors() {
         &["mnlii"],
     );
 
-    // A duplicated key.
+    // A duplicated key keeps its last value: `do_train` false, so there is nothing to do.
     let path = tmp.path().join("dup.json");
     std::fs::write(&path, "{\"tasks\": [\"rte\"], \"output_dir\": \"x\", \"model_name_or_path\": \"t5-tiny\", \"do_train\": true, \"do_train\": false}").unwrap();
-    assert_error(&train(&path), &["dup.json", "duplicate key `do_train`"]);
+    assert_error(&train(&path), &["dup.json", "nothing to do"]);
 
     // A missing data file and a malformed line.
     let mut config = small_config(&out_dir, serde_json::json!({}));
@@ -418,4 +425,124 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `text` with its one `from` replaced by `to`.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "`{from}` once");
+    text.replace(from, to)
+}
+
+/// The seed's published HyperFormer++ and HyperFormer configs (rabeehk/hyperformer, committed
+/// verbatim) run unchanged but for the model, the data and the output: the text is edited, not
+/// re-serialized, so the configs keep their duplicated `task_embedding_dim` and their line numbers.
+/// Eight GLUE tasks from the TSV fixtures, split_validation_test, eval/save every 1000 steps,
+/// cut to 2 steps: the run evaluates at the end and exports the hypernetwork and every adapter.
+#[test]
+fn published_hyperformer_configs_run_on_tiny_glue() {
+    let tasks = ["rte", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "cola"];
+    let fixtures = root().join("tests/fixtures");
+    let quoted = |p: PathBuf| serde_json::to_string(&p).unwrap();
+    let model = quoted(fixtures.join("t5-v1_0"));
+    let data_dir = quoted(fixtures.join("data/glue_data"));
+    let tmp = tempfile::tempdir().unwrap();
+    for (file, variant) in [
+        ("glue-t5-base-hyperformer++.json", "hyperformer++"),
+        ("glue-t5-base-hyperformer.json", "hyperformer"),
+    ] {
+        let published = std::fs::read_to_string(root().join("configs").join(file)).unwrap();
+        let mut text = replace_once(
+            &published,
+            r#""model_name_or_path": "t5-base""#,
+            &format!(r#""model_name_or_path": {model}"#),
+        );
+        text = replace_once(
+            &text,
+            r#""tokenizer_name": "t5-base""#,
+            &format!(r#""tokenizer_name": {model}"#),
+        );
+        // On the first line, so every other key keeps its line.
+        text = replace_once(&text, "{\n", &format!("{{\"data_dir\": {data_dir},\n"));
+        let config = tmp.path().join(file);
+        std::fs::write(&config, &text).unwrap();
+        let out_dir = tmp.path().join(variant);
+        let out = train_with(
+            &config,
+            &[
+                "--max-steps",
+                "2",
+                "--output-dir",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: {stderr}");
+
+        // The one warning: the seed's duplicated key, at its lines in the published file.
+        let lines: Vec<String> = published
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("\"task_embedding_dim\""))
+            .map(|(i, _)| format!("line {}", i + 1))
+            .collect();
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{file}: {stderr}");
+        assert!(
+            warnings[0].contains(&format!(
+                "duplicate key `task_embedding_dim` ({}): the last value (64) is used",
+                lines.join(" and ")
+            )),
+            "{file}: {}",
+            warnings[0]
+        );
+        // 12 training rows cannot spare 1000 for validation: the large tasks halve theirs.
+        let halved: Vec<&str> = tasks
+            .into_iter()
+            .filter(|t| stderr.contains(&format!("task `{t}`: its 12 training examples cannot")))
+            .collect();
+        assert_eq!(halved, ["sst2", "qqp", "qnli"], "{file}: {stderr}");
+
+        let hyper: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.join("hypernetwork/hypernetwork_config.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(hyper["variant"], variant, "{file}");
+        assert_eq!(hyper["tasks"], serde_json::json!(tasks), "{file}");
+        assert_eq!(hyper["task_embedding_dim"], 64, "{file}: the last value");
+        for f in ["hypernetwork.safetensors", "task_embeddings.safetensors"] {
+            assert!(
+                out_dir.join("hypernetwork").join(f).is_file(),
+                "{file}: {f}"
+            );
+        }
+        for task in tasks {
+            let adapter = out_dir.join("adapters").join(task);
+            for f in ["adapter.safetensors", "adapter_config.json"] {
+                assert!(adapter.join(f).is_file(), "{file}: {task}/{f}");
+            }
+        }
+        // Evaluated once, at the end, on every task's validation and test halves.
+        for results in ["val_results.json", "test_results.json"] {
+            let metrics: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out_dir.join(results)).unwrap())
+                    .unwrap();
+            let metrics = metrics.as_object().unwrap();
+            assert!(metrics.contains_key("average_metrics"), "{file}: {results}");
+            for task in tasks {
+                assert!(
+                    metrics.keys().any(|k| k.starts_with(&format!("{task}_"))),
+                    "{file}: {results} lacks {task}: {metrics:?}"
+                );
+            }
+        }
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved["max_steps"], 2, "{file}");
+        assert_eq!(saved["eval_steps"], 1000, "{file}");
+    }
 }

@@ -8,6 +8,10 @@
 //! - large data sets: the training split, shuffled, gives its first 1000 examples to validation
 //!   and keeps the rest; the validation split becomes test.
 //!
+//! A large data set whose training split cannot spare 1000 examples (a subset, or test data) is
+//! treated as small, with a warning: the seed moved all of it to validation and trained on
+//! nothing.
+//!
 //! Shuffles are seeded by `data_seed` alone, so every run (and every task) with the same seed
 //! sees the same split. The generator is our [`SplitMix64`](crate::rng::SplitMix64), not
 //! `torch.randperm`: sizes and procedure match the seed, the chosen examples do not.
@@ -40,7 +44,20 @@ pub fn split_validation_test<T>(
     test: Option<Vec<T>>,
     data_seed: u64,
 ) -> Result<Splits<T>> {
-    match task.split_policy() {
+    let policy = match task.split_policy() {
+        SplitPolicy::Large if train.len() <= LARGE_VALIDATION_SIZE => {
+            tracing::warn!(
+                "task `{}`: its {} training examples cannot spare {LARGE_VALIDATION_SIZE} for \
+                 validation; split_validation_test halves its validation split instead, as for \
+                 small data sets",
+                task.name(),
+                train.len()
+            );
+            SplitPolicy::Small
+        }
+        policy => policy,
+    };
+    match policy {
         SplitPolicy::Small => {
             if validation.len() < 2 {
                 return Err(Error::Invalid(format!(
@@ -59,14 +76,6 @@ pub fn split_validation_test<T>(
             })
         }
         SplitPolicy::Large => {
-            if train.len() <= LARGE_VALIDATION_SIZE {
-                return Err(Error::Invalid(format!(
-                    "task `{}`: moving {LARGE_VALIDATION_SIZE} training examples to validation \
-                     needs more than {LARGE_VALIDATION_SIZE}, but train has {}",
-                    task.name(),
-                    train.len()
-                )));
-            }
             let (moved, kept) = split_shuffled(train, LARGE_VALIDATION_SIZE, data_seed);
             Ok(Splits {
                 train: kept,
@@ -182,8 +191,13 @@ mod tests {
             split_validation_test(&sst2, rows(5000), rows(872), None, 7).unwrap(),
             s
         );
-        let err = split_validation_test(&sst2, rows(1000), rows(10), None, 7).unwrap_err();
-        assert!(err.to_string().contains("train has 1000"), "{err}");
+        // A training split that cannot spare 1000 examples stays whole: validation is halved.
+        let s = split_validation_test(&sst2, rows(1000), rows(10), None, 7).unwrap();
+        assert_eq!(s.train, rows(1000));
+        assert_eq!((s.validation.len(), s.test.len()), (5, 5));
+        let mut all = s.validation.clone();
+        all.extend(&s.test);
+        assert_eq!(sorted(all), rows(10));
     }
 
     #[test]

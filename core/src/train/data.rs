@@ -59,7 +59,9 @@ fn prepare_task(config: &RunConfig, task: Task, tok: &T5Tokenizer, eos: u32) -> 
         Role::Validation,
         config.do_eval || config.split_validation_test,
     )?;
-    let test = if config.split_validation_test {
+    // Re-splitting makes the test split from the others, except for a task that has its own
+    // (MNLI's matched set), which it keeps.
+    let test = if config.split_validation_test && !task.split_policy().is_keep() {
         None
     } else {
         Some(load_split(config, &task, Role::Test, config.do_test)?)
@@ -149,4 +151,53 @@ fn tokenize(
             Ok((Example { input_ids, labels }, ex.target))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// GLUE's TSV fixtures under `split_validation_test`: MNLI keeps its own test split (the
+    /// matched set), and a large task whose 12 training rows cannot spare 1000 halves its
+    /// validation split instead.
+    #[test]
+    fn split_validation_test_on_the_glue_fixtures() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let tok = T5Tokenizer::from_file(&fixtures.join("t5-v1_0/tokenizer.json")).unwrap();
+        let config = RunConfig {
+            tasks: vec!["mnli".into(), "sst2".into(), "rte".into()],
+            data_dir: Some(fixtures.join("data/glue_data")),
+            split_validation_test: true,
+            do_train: true,
+            do_eval: true,
+            do_test: true,
+            ..RunConfig::default()
+        };
+        let data = prepare_data(&config, &tok, 1).unwrap();
+        let sizes: Vec<(&str, usize, usize, usize)> = data
+            .iter()
+            .map(|t| {
+                let n = (t.train.len(), t.validation.len(), t.test.len());
+                (t.task.name(), n.0, n.1, n.2)
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [("mnli", 12, 12, 12), ("sst2", 12, 6, 6), ("rte", 12, 6, 6)]
+        );
+        // MNLI's test rows are the matched set's (its first pair), not the mismatched set's.
+        let matched = tok
+            .encode(
+                "mnli premise: The cat visits the museum at home. \
+                 hypothesis: The cat visits something.",
+            )
+            .unwrap();
+        assert!(data[0].test.iter().any(|(e, _)| e.input_ids == matched));
+        assert!(data[0]
+            .validation
+            .iter()
+            .all(|(e, _)| e.input_ids != matched));
+    }
 }
