@@ -484,3 +484,69 @@ fn bad_hypernetworks_are_refused_in_one_line() {
     let e = load_err(tmp.path(), "t5-v1_0");
     assert!(e.contains("`variant` `hyperformer` disagrees"), "{e}");
 }
+
+/// The published settings (`hyperformer++.json`, `hyperformer.json`, and the meta-adapter without
+/// the unique flags) at t5-small and t5-base shapes have the reference's parameter counts
+/// (`hyper/param_counts.json`, docs/HYPERNETWORKS.md section 8). Nothing is drawn: parameters
+/// are lazy, so this costs no memory.
+#[test]
+fn published_settings_have_the_reference_counts_at_t5_small_and_t5_base() {
+    use t5_core::adapter::hyper::{HyperConfig, HyperNetworkConfig};
+    use t5_core::adapter::SeedAdapterConfig;
+    type B = t5_core::backend::Cpu;
+    let path = fixtures().join("hyper/param_counts.json");
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let tasks: Vec<String> = (0..8).map(|i| format!("task{i}")).collect();
+    let mut checked = 0;
+    for row in table["rows"].as_array().unwrap() {
+        let method = row["method"].as_str().unwrap();
+        let (unique, efficient) = match method {
+            m if m.starts_with("meta-adapter") => (false, false),
+            m if m.starts_with("HyperFormer++") => (false, true),
+            m if m.starts_with("HyperFormer") => (true, false),
+            _ => continue,
+        };
+        let mut model = t5_core::T5Config::t5_small();
+        if row["shape"] == "t5-base" {
+            (model.d_model, model.num_layers, model.num_decoder_layers) = (768, 12, Some(12));
+        }
+        let hyper = HyperConfig {
+            task_embedding_dim: Some(64),
+            projected_task_embedding_dim: 64,
+            task_hidden_dim: 128,
+            unique_hyper_net: unique,
+            efficient_unique_hyper_net: efficient,
+            conditional_layer_norm: true,
+            ..HyperConfig::default()
+        };
+        let adapter = SeedAdapterConfig {
+            reduction_factor: 32,
+            non_linearity: "gelu_new".into(),
+            ..SeedAdapterConfig::default()
+        };
+        let config = HyperNetworkConfig::new(&hyper, &adapter, &model, tasks.clone());
+        let net = HyperNetwork::<B>::init(config, &Default::default()).unwrap();
+        let what = format!("{} {method}", row["shape"]);
+        assert_eq!(
+            lazy_count(&net) as u64,
+            row["total_8_tasks"].as_u64().unwrap(),
+            "{what}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "three variants at two shapes");
+}
+
+/// Parameters of `module`, counted without drawing them.
+fn lazy_count<B: Backend, M: Module<B>>(module: &M) -> usize {
+    struct Count(usize);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Count {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            self.0 += p.lazy_shape().num_elements();
+        }
+    }
+    let mut count = Count(0);
+    module.visit(&mut count);
+    count.0
+}
