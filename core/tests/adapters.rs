@@ -35,33 +35,6 @@ const CASES: [(&str, &str); 6] = [
     ("seed-v1_1/cola", "t5-v1_1"),
 ];
 
-fn int_tensor<B: Backend>(rows: &[Vec<i64>], device: &B::Device) -> Tensor<B, 2, Int> {
-    let shape = [rows.len(), rows[0].len()];
-    Tensor::from_data(TensorData::new(rows.concat(), shape), device)
-}
-
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
-}
-
-fn json(path: PathBuf) -> Golden {
-    Golden(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap())
-}
-
-fn inputs_of(g: &Golden) -> Vec<Vec<u32>> {
-    g.ints("input_ids")
-        .iter()
-        .zip(g.ints("attention_mask"))
-        .map(|(ids, m)| {
-            ids.iter()
-                .zip(&m)
-                .filter(|(_, &m)| m == 1)
-                .map(|(&t, _)| t as u32)
-                .collect()
-        })
-        .collect()
-}
-
 fn close(got: f32, want: f32, what: &str) {
     let tol = TOL * want.abs().max(1.0);
     assert!((got - want).abs() <= tol, "{what}: {got} vs {want}");

@@ -33,17 +33,7 @@ fn case_dir(case: &str) -> PathBuf {
 }
 
 fn golden(case: &str) -> Golden {
-    let path = case_dir(case).join("golden.json");
-    Golden(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
-}
-
-fn int_tensor<B: Backend>(rows: &[Vec<i64>], device: &B::Device) -> Tensor<B, 2, Int> {
-    let shape = [rows.len(), rows[0].len()];
-    Tensor::from_data(TensorData::new(rows.concat(), shape), device)
-}
-
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
+    json(case_dir(case).join("golden.json"))
 }
 
 /// `|got - want| <= tol · max(1, max |want|)` (gradients: relative to each tensor's largest).
@@ -82,13 +72,7 @@ fn row_tasks(g: &Golden, run: &str) -> Vec<String> {
 }
 
 fn distinct(tasks: &[String]) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for t in tasks {
-        if !out.contains(&t.as_str()) {
-            out.push(t);
-        }
-    }
-    out
+    t5_core::train::adapters::distinct(tasks.iter().map(String::as_str))
 }
 
 /// Every tensor of the file at `path`, by name.
@@ -227,18 +211,7 @@ fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
         let dir = base(&g);
         let model = dir.load_model::<B>(device).unwrap();
         let hyper = load_hypernetwork::<B>(&case_dir(case), &dir.config, device).unwrap();
-        let inputs: Vec<Vec<u32>> = g
-            .ints("input_ids")
-            .iter()
-            .zip(g.ints("attention_mask"))
-            .map(|(ids, m)| {
-                ids.iter()
-                    .zip(&m)
-                    .filter(|(_, &m)| m == 1)
-                    .map(|(&t, _)| t as u32)
-                    .collect()
-            })
-            .collect();
+        let inputs = inputs_of(&g);
         for run in RUNS {
             let tasks = row_tasks(&g, run);
             let set = hyper.generate(&distinct(&tasks)).unwrap();

@@ -35,6 +35,19 @@ impl<B: FusedOps> AdapterLayerNorm<B> {
     }
 }
 
+/// `module` with every parameter replaced by a new one holding a copy of its values: no shared
+/// parameter ids, and no ties to the graph that computed them.
+pub fn detached_copy<B: Backend, M: Module<B>>(module: M) -> M {
+    struct Fresh;
+    impl<B: Backend> burn::module::ModuleMapper<B> for Fresh {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let t = p.val();
+            Param::from_tensor(Tensor::from_data(t.to_data(), &t.device()))
+        }
+    }
+    module.map(&mut Fresh)
+}
+
 /// The LayerNorms around one adapter (owned per task, or shared across tasks as the seed does).
 #[derive(Module, Debug)]
 pub struct AdapterNorms<B: Backend> {
@@ -46,19 +59,7 @@ impl<B: Backend> AdapterNorms<B> {
     /// An independent copy: new parameters with the same values. A `clone` shares the
     /// parameters' ids and autodiff nodes, so its gradients would be credited to the original.
     pub fn detached_copy(&self) -> Self {
-        let fresh = |p: &Param<Tensor<B, 1>>| {
-            let t = p.val();
-            Param::from_tensor(Tensor::from_data(t.to_data(), &t.device()))
-        };
-        let copy = |ln: &AdapterLayerNorm<B>| AdapterLayerNorm {
-            weight: fresh(&ln.weight),
-            bias: fresh(&ln.bias),
-            eps: ln.eps,
-        };
-        Self {
-            before: self.before.as_ref().map(copy),
-            after: self.after.as_ref().map(copy),
-        }
+        detached_copy(self.clone())
     }
 
     pub fn init(config: &BottleneckConfig, d: usize, device: &B::Device) -> Self {

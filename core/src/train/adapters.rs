@@ -77,13 +77,7 @@ impl<B: FusedOps> RunAdapters<B> {
         match self {
             RunAdapters::PerTask(set) => Ok(Cow::Borrowed(set)),
             RunAdapters::Generated(g) => {
-                let mut distinct: Vec<&str> = Vec::new();
-                for n in names {
-                    if !distinct.contains(n) {
-                        distinct.push(n);
-                    }
-                }
-                Ok(Cow::Owned(g.generate(&distinct)?))
+                Ok(Cow::Owned(g.generate(&distinct(names.iter().copied()))?))
             }
         }
     }
@@ -114,6 +108,17 @@ impl<B: FusedOps> RunAdapters<B> {
         }
         Ok(())
     }
+}
+
+/// `items` without repeats, in their first order.
+pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 impl<B: FusedOps> GeneratedAdapters<B> {

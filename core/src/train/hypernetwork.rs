@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use super::adapters::GeneratedAdapters;
+use super::adapters::{distinct, GeneratedAdapters};
 use super::config::RunConfig;
 use crate::adapter::hyper::npy::read_npy;
 use crate::adapter::hyper::{load_hypernetwork, HyperNetwork, HyperNetworkConfig};
@@ -28,12 +28,7 @@ pub fn hypernetwork<B: FusedOps>(
         .iter()
         .map(|t| (t.clone(), h.embedding_of(t).to_string()))
         .collect();
-    let mut names: Vec<String> = Vec::new();
-    for (_, e) in &tasks {
-        if !names.contains(e) {
-            names.push(e.clone());
-        }
-    }
+    let names: Vec<String> = distinct(tasks.iter().map(|(_, e)| e.clone()));
     let wanted = HyperNetworkConfig::new(h, &config.adapter, model, names.clone());
     let mut hyper = match &h.hypernetwork {
         Some(dir) => {

@@ -2,8 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use burn::prelude::*;
 use serde_json::Value;
 
 /// `tests/fixtures/` at the workspace root.
@@ -110,4 +111,35 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// Rows of ids as an int tensor.
+pub fn int_tensor<B: Backend>(rows: &[Vec<i64>], device: &B::Device) -> Tensor<B, 2, Int> {
+    let shape = [rows.len(), rows[0].len()];
+    Tensor::from_data(TensorData::new(rows.concat(), shape), device)
+}
+
+/// A tensor's values on the host, as f32.
+pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec().unwrap()
+}
+
+/// A golden file anywhere under the fixtures (not only a model's `golden.json`).
+pub fn json(path: impl AsRef<Path>) -> Golden {
+    Golden(serde_json::from_str(&std::fs::read_to_string(path.as_ref()).unwrap()).unwrap())
+}
+
+/// A golden file's `input_ids` without their padding (by `attention_mask`).
+pub fn inputs_of(g: &Golden) -> Vec<Vec<u32>> {
+    g.ints("input_ids")
+        .iter()
+        .zip(g.ints("attention_mask"))
+        .map(|(ids, m)| {
+            ids.iter()
+                .zip(&m)
+                .filter(|(_, &m)| m == 1)
+                .map(|(&t, _)| t as u32)
+                .collect()
+        })
+        .collect()
 }

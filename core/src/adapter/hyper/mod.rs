@@ -25,7 +25,7 @@ pub use format::{load_hypernetwork, load_hypernetwork_from_bytes, save_hypernetw
 use self::generator::{AdapterGenerators, GeneratedWeights, Projector};
 use self::meta::{MetaAdapter, SublayerHyperNet};
 use self::unique::{StackHyperNet, UniqueHyperNet, INPUT_NORM_EPS};
-use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
+use super::bottleneck::{detached_copy, AdapterLayerNorm, AdapterNorms, Bottleneck};
 use super::set::{has_adapter, num_positions, AdapterFormat, AdapterSet, TaskAdapter};
 use crate::config::Activation;
 use crate::error::{Error, Result};
@@ -84,7 +84,7 @@ impl<B: Backend> HyperNetwork<B> {
         })
     }
 
-    /// Hyper-parameters and embedding count of the shared part, and per task.
+    /// Parameters: the generators and every task embedding.
     pub fn num_params(&self) -> usize {
         burn::module::Module::num_params(self)
     }
@@ -205,7 +205,9 @@ impl<B: FusedOps> HyperNetwork<B> {
     /// writes per task.
     pub fn materialize(&self, embedding: &str, name: &str) -> Result<AdapterSet<B>> {
         let raw = self.embeddings.raw(&[embedding])?;
-        Ok(detach_set(self.generate_from(raw, vec![name.to_string()])))
+        Ok(detached_copy(
+            self.generate_from(raw, vec![name.to_string()]),
+        ))
     }
 }
 
@@ -242,16 +244,4 @@ fn bottleneck<B: Backend>(w: &GeneratedWeights<B>, i: usize) -> Bottleneck<B> {
 /// that made it).
 fn param<B: Backend, const D: usize>(t: Tensor<B, D>) -> Param<Tensor<B, D>> {
     Param::initialized(ParamId::new(), t)
-}
-
-/// The set with every tensor copied out of the graph that generated it.
-fn detach_set<B: Backend>(set: AdapterSet<B>) -> AdapterSet<B> {
-    struct Detach;
-    impl<B: Backend> burn::module::ModuleMapper<B> for Detach {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let t = p.val();
-            Param::from_tensor(Tensor::from_data(t.to_data(), &t.device()))
-        }
-    }
-    burn::module::Module::map(set, &mut Detach)
 }
