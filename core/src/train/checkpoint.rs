@@ -1,7 +1,8 @@
 //! Training checkpoints: `output_dir/checkpoint-<step>/`, everything a run needs to continue
 //! exactly where it stopped (the trained parameters, their optimizer states, the sampler's
-//! position and the best metric so far), written atomically. Each also holds the adapters of
-//! that step as adapter directories (`adapter/<task>/`), usable as they are.
+//! position and the best metric so far), written atomically with a [manifest](super::manifest)
+//! last that proves it whole. Each also holds the adapters of that step as adapter directories
+//! (`adapter/<task>/`), usable as they are.
 //!
 //! Not the run's final outputs: the model export (`model/`, a model directory) and the adapter
 //! directories (`adapters/<task>/`) are written once, at the end (see [`super::policy`]).
