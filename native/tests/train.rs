@@ -1,8 +1,12 @@
-//! `native train` end to end: resumption after a hard kill, clear errors for bad configs, and the
-//! seed's published HyperFormer configs on tiny GLUE data.
+//! `native train` end to end: clear errors for bad configs, adapters and hypernetworks trained
+//! and resumed, the seed's published HyperFormer configs on tiny GLUE data; crashes, damaged
+//! checkpoints and concurrent runs in [`crashes`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+#[path = "train/crashes.rs"]
+mod crashes;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,64 +78,6 @@ fn train_with(config: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-#[test]
-fn a_run_killed_mid_training_resumes_to_the_same_weights() {
-    let tmp = tempfile::tempdir().unwrap();
-    let straight = tmp.path().join("straight");
-    let out = train(&write_config(
-        tmp.path(),
-        &small_config(&straight, serde_json::json!({})),
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference = std::fs::read(straight.join("model/model.safetensors")).unwrap();
-
-    let resumed = tmp.path().join("resumed");
-    let config = write_config(tmp.path(), &small_config(&resumed, serde_json::json!({})));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_native"))
-        .args(["train", config.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // SIGKILL as soon as the first checkpoint is complete.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !resumed.join("checkpoint-5/trainer_state.json").is_file() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !resumed.join("model/model.safetensors").exists(),
-        "the run finished before it was killed"
-    );
-    let out = train(&config);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("resuming from"), "{stderr}");
-    let after = std::fs::read(resumed.join("model/model.safetensors")).unwrap();
-    assert!(
-        after == reference,
-        "resumed weights differ from the uninterrupted run"
-    );
-    // save_total_limit keeps the newest two checkpoints.
-    let kept: Vec<String> = std::fs::read_dir(&resumed)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("checkpoint-"))
-        .collect();
-    assert_eq!(kept.len(), 2, "{kept:?}");
-    for file in ["config.json", "metrics.jsonl", "training_curves.svg"] {
-        assert!(resumed.join(file).is_file(), "{file} missing");
-    }
 }
 
 fn assert_error(out: &Output, needles: &[&str]) {

@@ -1,12 +1,15 @@
 //! A run's output directory and the files in it that are not checkpoints or exports:
 //! `config.json` (the resolved run config), `metrics.jsonl` (one JSON line per logged step or
-//! evaluation), `val_results.json` / `test_results.json` and `training_curves.svg`.
+//! evaluation), `val_results.json` / `test_results.json` and `training_curves.svg`; and the
+//! directory's [lock](super::lock), held while the run lasts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint;
 use super::config::RunConfig;
+use super::lock::{OutputLock, LOCK_FILE};
+use super::observer::Observer;
 use super::plot::{training_curves, Series};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -16,25 +19,34 @@ const RUN_CONFIG_FILE: &str = "config.json";
 const METRICS_FILE: &str = "metrics.jsonl";
 const CURVES_FILE: &str = "training_curves.svg";
 
-/// Where a run writes.
+/// Where a run writes, locked against other runs until this is dropped.
 pub struct Outputs {
     pub dir: PathBuf,
+    _lock: OutputLock,
 }
 
 impl Outputs {
-    /// Prepares `output_dir` (emptied first with `overwrite_output_dir` when training) and
-    /// writes the resolved config into it.
-    pub fn create(config: &RunConfig) -> Result<Self> {
+    /// Takes `output_dir` for this run (refused while another run holds it; a lock left by a
+    /// killed run is taken over with a warning), empties it with `overwrite_output_dir` when
+    /// training, and writes the resolved config into it.
+    pub fn create(config: &RunConfig, obs: &mut dyn Observer) -> Result<Self> {
         let dir = config.output_dir.clone();
-        if config.overwrite_output_dir && dir.exists() && config.do_train {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (lock, stale) = OutputLock::acquire(&dir)?;
+        if let Some(holder) = stale {
+            obs.message(&format!(
+                "warning: {}: taking over the lock of a run that is gone ({holder})",
+                dir.join(LOCK_FILE).display()
+            ));
+        }
+        if config.overwrite_output_dir && config.do_train {
+            empty_but_lock(&dir)?;
+        }
         write_atomic(
             &dir.join(RUN_CONFIG_FILE),
             config.resolved_json().as_bytes(),
         )?;
-        Ok(Self { dir })
+        Ok(Self { dir, _lock: lock })
     }
 
     /// `checkpoint-<step>/`.
@@ -63,6 +75,30 @@ impl Outputs {
         self.append(&line)
     }
 
+    /// Keeps the lines of `metrics.jsonl` up to `step`, for a run resumed from that step's
+    /// checkpoint: the steps after it are done again and logged again. A line cut short by a
+    /// crash goes too.
+    pub fn truncate_log(&self, step: usize) -> Result<()> {
+        let path = self.dir.join(METRICS_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= step as u64)
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
+        if kept != text {
+            write_atomic(&path, kept.as_bytes())?;
+        }
+        Ok(())
+    }
+
     fn append(&self, value: &serde_json::Value) -> Result<()> {
         use std::io::Write;
         let path = self.dir.join(METRICS_FILE);
@@ -71,7 +107,9 @@ impl Outputs {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        writeln!(f, "{value}").map_err(|e| Error::io(&path, e))
+        // One write per line, so a crash cuts at most the last line short.
+        f.write_all(format!("{value}\n").as_bytes())
+            .map_err(|e| Error::io(&path, e))
     }
 
     /// The final metrics of a split (`val_results.json`, `test_results.json`).
@@ -93,6 +131,25 @@ impl Outputs {
             title,
         )
     }
+}
+
+/// Removes everything in `dir` but its lock file (`overwrite_output_dir`).
+fn empty_but_lock(dir: &Path) -> Result<()> {
+    let io = |e| Error::io(dir, e);
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if entry.file_type().map_err(io)?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
 }
 
 fn write_plot(metrics: &Path, out: &Path, title: &str) -> Result<()> {

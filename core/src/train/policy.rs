@@ -74,13 +74,15 @@ impl<'a> Policy<'a> {
             self.out
                 .log_step(step, record.loss, record.lr, record.examples_per_s)?;
         }
-        if self.evaluate_now(step) {
-            self.evaluate(setup, state, obs)?;
-        }
+        // A new best was saved just now: saving the same step again would only open a moment
+        // with no checkpoint of it (the old one removed, the new one not yet renamed).
+        let saved = self.evaluate_now(step) && self.evaluate(setup, state, obs)?;
         let interrupted = obs.interrupted();
         if self.save_now(step) || interrupted {
-            let tr = &setup.trainable;
-            tr.save(&self.out.checkpoint(step), state, &setup.model_config)?;
+            if !saved {
+                let tr = &setup.trainable;
+                tr.save(&self.out.checkpoint(step), state, &setup.model_config)?;
+            }
             checkpoint::prune(
                 &self.out.dir,
                 self.config.save_total_limit,
@@ -98,13 +100,13 @@ impl<'a> Policy<'a> {
     }
 
     /// Evaluates on the validation splits, logs the metrics, and saves a checkpoint when
-    /// `metric_for_best_model` improved.
+    /// `metric_for_best_model` improved; returns whether it saved.
     fn evaluate<B: FusedAutodiff>(
         &self,
         setup: &Setup<B>,
         state: &mut TrainerState,
         obs: &mut dyn Observer,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let tr = &setup.trainable;
         let (model, adapters) = (tr.model.valid(), tr.adapters.valid());
         let metrics = evaluate(
@@ -126,9 +128,10 @@ impl<'a> Policy<'a> {
                 state.best_metric = Some(m);
                 state.best_checkpoint = Some(checkpoint::name(state.step));
                 tr.save(&self.out.checkpoint(state.step), state, &setup.model_config)?;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// After the last step: the best checkpoint back (`load_best_model_at_end`), then the

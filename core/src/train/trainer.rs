@@ -44,7 +44,7 @@ pub fn run<B: FusedAutodiff>(
     device: B::Device,
     obs: &mut dyn Observer,
 ) -> Result<RunSummary> {
-    let out = Outputs::create(config)?;
+    let out = Outputs::create(config, obs)?;
     let mut setup = Setup::<B>::new(config, &device)?;
     if config.print_num_parameters || config.do_train {
         obs.message(setup.parameters.to_string().trim_end());
@@ -134,8 +134,8 @@ fn train<B: FusedAutodiff>(
     Ok((state, examples, started.elapsed().as_secs_f64()))
 }
 
-/// Where training starts: the newest checkpoint in the output directory, or step 0 with a
-/// fresh metrics log.
+/// Where training starts: the newest whole checkpoint in the output directory (each newer one
+/// that is not whole is skipped with a warning saying why), or step 0 with a fresh metrics log.
 fn resume<B: FusedAutodiff>(
     setup: &mut Setup<B>,
     schedule: &mut Schedule,
@@ -143,14 +143,29 @@ fn resume<B: FusedAutodiff>(
     device: &B::Device,
     obs: &mut dyn Observer,
 ) -> Result<TrainerState> {
-    let Some((step, dir)) = checkpoint::list(&out.dir).pop() else {
-        out.restart_log();
-        return Ok(TrainerState::start(&schedule.sampler));
-    };
-    obs.message(&format!("resuming from {} (step {step})", dir.display()));
-    let state = setup.trainable.restore(&dir, device)?;
-    schedule.sampler.restore(&state.sampler)?;
-    Ok(state)
+    let found = checkpoint::list(&out.dir);
+    for (step, dir) in found.iter().rev() {
+        if let Err(e) = checkpoint::verify(dir) {
+            obs.message(&format!(
+                "warning: skipping {}: {e}",
+                checkpoint::name(*step)
+            ));
+            continue;
+        }
+        obs.message(&format!("resuming from {} (step {step})", dir.display()));
+        let state = setup.trainable.restore_verified(dir, device)?;
+        schedule.sampler.restore(&state.sampler)?;
+        out.truncate_log(state.step)?;
+        return Ok(state);
+    }
+    if !found.is_empty() {
+        obs.message(&format!(
+            "warning: no whole checkpoint in {}: training starts from step 0",
+            out.dir.display()
+        ));
+    }
+    out.restart_log();
+    Ok(TrainerState::start(&schedule.sampler))
 }
 
 /// `N training examples; task mix (temperature T): a 40%, b 60%`.

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use burn::backend::Autodiff;
 use indicatif::{ProgressBar, ProgressStyle};
 use t5_core::backend::BackendKind;
+use t5_core::train::lock::OutputLock;
 use t5_core::train::trainer::{self, Observer, RunSummary};
 use t5_core::train::RunConfig;
 
@@ -29,9 +30,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     });
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    // The first Ctrl-C asks for a checkpoint and a clean stop; a second one kills.
+    let output_dir = config.output_dir.clone();
+    // The first Ctrl-C asks for a checkpoint and a clean stop (the output directory's lock goes
+    // with the run); a second one exits at once, removing the lock file first.
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
+            OutputLock::abandon(&output_dir);
             std::process::exit(130);
         }
         eprintln!("\ninterrupt: saving a checkpoint before stopping (Ctrl-C again to abort)");
