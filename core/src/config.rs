@@ -200,9 +200,7 @@ impl T5Config {
             ("initializer_factor", self.initializer_factor),
         ] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(format!(
-                    "`{key}` must be a finite number >= 0, got {value}"
-                ));
+                return Err(format!("`{key}` must be a finite number >= 0, got {value}"));
             }
         }
         Ok(())
@@ -393,7 +391,10 @@ mod tests {
         let err = T5Config::from_json(r#"{"eos_token_id": 40000}"#, Path::new("c"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`eos_token_id` 40000") && err.contains("32128"), "{err}");
+        assert!(
+            err.contains("`eos_token_id` 40000") && err.contains("32128"),
+            "{err}"
+        );
         let err = T5Config::from_json(r#"{"layer_norm_epsilon": -1}"#, Path::new("c"))
             .unwrap_err()
             .to_string();

@@ -66,9 +66,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
 /// place of a value checked after parsing, for a message that names its key.
 pub fn key_place(text: &str, key: &str) -> String {
     let quoted = format!("\"{key}\"");
-    let found = text.match_indices(&quoted).find(|(at, _)| {
-        text[at + quoted.len()..].trim_start().starts_with(':')
-    });
+    let found = text
+        .match_indices(&quoted)
+        .find(|(at, _)| text[at + quoted.len()..].trim_start().starts_with(':'));
     match found {
         Some((at, _)) => format!(" at line {}", text[..at].matches('\n').count() + 1),
         None => String::new(),
@@ -122,10 +122,7 @@ pub fn file_inside(dir: &Path, name: &str, listed_in: Option<&Path>) -> Result<P
     }
     let normal = |c: Component| matches!(c, Component::Normal(_) | Component::CurDir);
     if !entry.components().all(normal) {
-        return Err(refuse(format!(
-            "leads out of {} (`..`)",
-            dir.display()
-        )));
+        return Err(refuse(format!("leads out of {} (`..`)", dir.display())));
     }
     let path = dir.join(entry);
     if path.symlink_metadata().is_err() {
@@ -136,7 +133,11 @@ pub fn file_inside(dir: &Path, name: &str, listed_in: Option<&Path>) -> Result<P
     };
     let root = containment_root(dir)?;
     if !resolved.starts_with(&root) {
-        let what = if listed_in.is_some() { "resolves" } else { "is a link" };
+        let what = if listed_in.is_some() {
+            "resolves"
+        } else {
+            "is a link"
+        };
         return Err(refuse(format!(
             "{what} to {}, outside {}",
             resolved.display(),

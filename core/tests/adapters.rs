@@ -548,7 +548,13 @@ fn copy_adapter(case: &str) -> tempfile::TempDir {
 fn a_wrong_type_in_adapter_config_names_the_key_and_line() {
     for (case, from, to, key, line) in [
         // This project's format: a key of its own, and a flattened seed option.
-        ("seed-v1_0/rte", "\"d_model\": 64", "\"d_model\": \"64\"", "`d_model`", 6),
+        (
+            "seed-v1_0/rte",
+            "\"d_model\": 64",
+            "\"d_model\": \"64\"",
+            "`d_model`",
+            6,
+        ),
         (
             "seed-v1_0/rte",
             "\"reduction_factor\": 8",

@@ -36,7 +36,11 @@ fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
 fn rename_shard_in_index(dir: &Path, shard: &str, entry: &str) {
     let file = dir.join("model.safetensors.index.json");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace(&format!("\"{shard}\""), &format!("\"{entry}\""))).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(&format!("\"{shard}\""), &format!("\"{entry}\"")),
+    )
+    .unwrap();
 }
 
 fn outside(err: Error) -> String {
@@ -170,8 +174,11 @@ fn cached_model(cache: &Path, name: &str) -> PathBuf {
     std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
     for file in ["config.json", "tokenizer.json", "model.safetensors"] {
         let blob = format!("blob-{file}");
-        std::fs::copy(fixtures().join("t5-v1_0").join(file), repo.join("blobs").join(&blob))
-            .unwrap();
+        std::fs::copy(
+            fixtures().join("t5-v1_0").join(file),
+            repo.join("blobs").join(&blob),
+        )
+        .unwrap();
         symlink(format!("../../blobs/{blob}"), snapshot.join(file)).unwrap();
     }
     snapshot

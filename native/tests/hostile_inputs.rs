@@ -13,7 +13,10 @@ fn native(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_native"))
         .args(args)
         .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", std::env::temp_dir().join("native-hostile-empty-hf-home"))
+        .env(
+            "HF_HOME",
+            std::env::temp_dir().join("native-hostile-empty-hf-home"),
+        )
         .env("RUST_LOG", "warn")
         .output()
         .expect("runs native")
@@ -26,7 +29,10 @@ fn one_line_error(out: &Output, needles: &[&str]) -> String {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line:\n{stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("internal error") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     for needle in needles {
         assert!(lines[0].contains(needle), "`{needle}` not in: {}", lines[0]);
     }
@@ -53,17 +59,14 @@ fn generate(model: &Path, extra: &[&str]) -> Output {
     native(&args)
 }
 
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).unwrap();
-    assert!(text.contains(from), "{from} not in {}", file.display());
-    std::fs::write(file, text.replace(from, to)).unwrap();
-}
-
 #[test]
 fn a_100000_character_input_is_truncated_with_a_warning_not_an_abort() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("input.txt");
-    let text = format!("translate English to German: {}", "the cat sat on the mat. ".repeat(4200));
+    let text = format!(
+        "translate English to German: {}",
+        "the cat sat on the mat. ".repeat(4200)
+    );
     assert!(text.len() > 100_000);
     std::fs::write(&input, format!("{text}\nthe cat\n")).unwrap();
     let model = fixtures().join("t5-v1_0");
@@ -90,11 +93,27 @@ fn a_100000_character_input_is_truncated_with_a_warning_not_an_abort() {
 fn numeric_options_out_of_range_are_one_line() {
     let model = fixtures().join("t5-v1_0");
     for (flag, value, needle) in [
-        ("--length-penalty", "NaN", "--length-penalty must be a finite number, got NaN"),
-        ("--length-penalty", "-inf", "--length-penalty must be a finite number, got -inf"),
+        (
+            "--length-penalty",
+            "NaN",
+            "--length-penalty must be a finite number, got NaN",
+        ),
+        (
+            "--length-penalty",
+            "-inf",
+            "--length-penalty must be a finite number, got -inf",
+        ),
         ("--num-beams", "0", "--num-beams must be in 1..=128, got 0"),
-        ("--num-beams", "100000", "--num-beams must be in 1..=128, got 100000"),
-        ("--max-new-tokens", "1000000000", "--max-new-tokens must be at most 65536"),
+        (
+            "--num-beams",
+            "100000",
+            "--num-beams must be in 1..=128, got 100000",
+        ),
+        (
+            "--max-new-tokens",
+            "1000000000",
+            "--max-new-tokens must be at most 65536",
+        ),
     ] {
         let arg = format!("{flag}={value}");
         let model = model.to_str().unwrap();
@@ -109,11 +128,27 @@ fn config_json_with_zero_layers_or_a_wrong_type_names_the_key() {
     let config = dir.join("config.json");
     let original = std::fs::read_to_string(&config).unwrap();
     for (from, to, needles) in [
-        ("\"num_layers\": 2", "\"num_layers\": 0", vec!["`num_layers` must be in 1..=1024, got 0"]),
-        ("\"d_model\": 64", "\"d_model\": 0", vec!["`d_model` must be in 1..=65536, got 0"]),
+        (
+            "\"num_layers\": 2",
+            "\"num_layers\": 0",
+            vec!["`num_layers` must be in 1..=1024, got 0"],
+        ),
+        (
+            "\"d_model\": 64",
+            "\"d_model\": 0",
+            vec!["`d_model` must be in 1..=65536, got 0"],
+        ),
         ("\"num_heads\": 4", "\"num_heads\": 0", vec!["`num_heads`"]),
-        ("\"vocab_size\": 500", "\"vocab_size\": 0", vec!["`vocab_size`"]),
-        ("\"d_ff\": 128", "\"d_ff\": 1000000000000", vec!["`d_ff` must be in 1..=1048576"]),
+        (
+            "\"vocab_size\": 500",
+            "\"vocab_size\": 0",
+            vec!["`vocab_size`"],
+        ),
+        (
+            "\"d_ff\": 128",
+            "\"d_ff\": 1000000000000",
+            vec!["`d_ff` must be in 1..=1048576"],
+        ),
         (
             "\"num_layers\": 2",
             "\"num_layers\": \"two\"",
@@ -121,7 +156,11 @@ fn config_json_with_zero_layers_or_a_wrong_type_names_the_key() {
         ),
     ] {
         std::fs::write(&config, original.replace(from, to)).unwrap();
-        assert_ne!(std::fs::read_to_string(&config).unwrap(), original, "{from}");
+        assert_ne!(
+            std::fs::read_to_string(&config).unwrap(),
+            original,
+            "{from}"
+        );
         let line = one_line_error(&generate(&dir, &["hi"]), &needles);
         // serde's position once, not once per cause.
         assert!(line.matches(" at line ").count() <= 1, "{line}");
@@ -147,7 +186,12 @@ fn a_shard_outside_the_model_directory_is_refused() {
         std::fs::write(&index, original.replace(SHARD, &entry)).unwrap();
         one_line_error(
             &generate(&dir, &["hi"]),
-            &["model.safetensors.index.json", &format!("entry `{entry}`"), why, "refused"],
+            &[
+                "model.safetensors.index.json",
+                &format!("entry `{entry}`"),
+                why,
+                "refused",
+            ],
         );
     }
     #[cfg(unix)]
@@ -156,7 +200,11 @@ fn a_shard_outside_the_model_directory_is_refused() {
         std::os::unix::fs::symlink(&absolute, dir.join(SHARD)).unwrap();
         one_line_error(
             &generate(&dir, &["hi"]),
-            &["model.safetensors.index.json", &format!("entry `{SHARD}` resolves to"), "outside"],
+            &[
+                "model.safetensors.index.json",
+                &format!("entry `{SHARD}` resolves to"),
+                "outside",
+            ],
         );
     }
 }
@@ -165,8 +213,11 @@ fn a_shard_outside_the_model_directory_is_refused() {
 fn non_finite_adapter_weights_are_one_line_naming_the_tensor() {
     let adapter = tempfile::tempdir().unwrap();
     let source = fixtures().join("adapters/seed-v1_0/rte");
-    std::fs::copy(source.join("adapter_config.json"), adapter.path().join("adapter_config.json"))
-        .unwrap();
+    std::fs::copy(
+        source.join("adapter_config.json"),
+        adapter.path().join("adapter_config.json"),
+    )
+    .unwrap();
     let bytes = std::fs::read(source.join("adapter.safetensors")).unwrap();
     let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = parsed.names().into_iter().map(String::from).collect();
@@ -193,8 +244,18 @@ fn non_finite_adapter_weights_are_one_line_naming_the_tensor() {
     let file = adapter.path().join("adapter.safetensors");
     std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
     let model = fixtures().join("t5-v1_0");
-    let out = generate(&model, &["--adapter", adapter.path().to_str().unwrap(), "hi"]);
-    one_line_error(&out, &["adapter.safetensors", &format!("tensor `{bad}`"), "non-finite"]);
+    let out = generate(
+        &model,
+        &["--adapter", adapter.path().to_str().unwrap(), "hi"],
+    );
+    one_line_error(
+        &out,
+        &[
+            "adapter.safetensors",
+            &format!("tensor `{bad}`"),
+            "non-finite",
+        ],
+    );
 }
 
 #[test]
@@ -202,7 +263,10 @@ fn a_preset_name_is_not_a_trained_model() {
     for preset in ["t5-tiny", "t5-mini"] {
         one_line_error(
             &generate(Path::new(preset), &["hi"]),
-            &[&format!("`{preset}` is a built-in preset"), "not a trained model"],
+            &[
+                &format!("`{preset}` is a built-in preset"),
+                "not a trained model",
+            ],
         );
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -229,7 +293,10 @@ fn a_preset_name_is_not_a_trained_model() {
     one_line_error(&native(&eval), &["`t5-tiny` is a built-in preset"]);
     let mut short = vec!["eval", config, "--max-source-length", "0"];
     short.extend(args);
-    one_line_error(&native(&short), &["--max-source-length must be in 1..=65536, got 0"]);
+    one_line_error(
+        &native(&short),
+        &["--max-source-length must be in 1..=65536, got 0"],
+    );
 }
 
 #[test]
@@ -248,14 +315,25 @@ fn run_config_sizes_and_numbers_out_of_range_are_one_line_naming_the_key() {
             serde_json::json!(1_000_000_000_000u64),
             "`per_device_train_batch_size` must be in 1..=65536, got 1000000000000",
         ),
-        ("temperature", serde_json::json!(1e-300), "`temperature` must be a finite number >= 0.01"),
+        (
+            "temperature",
+            serde_json::json!(1e-300),
+            "`temperature` must be a finite number >= 0.01",
+        ),
         ("n_train", serde_json::json!(0), "`n_train` is 0"),
-        ("eval_beams", serde_json::json!(1000), "`eval_beams` must be in 1..=128"),
+        (
+            "eval_beams",
+            serde_json::json!(1000),
+            "`eval_beams` must be in 1..=128",
+        ),
     ] {
         let mut config = base.clone();
         config[key] = value;
         let path = tmp.path().join("run.json");
         std::fs::write(&path, config.to_string()).unwrap();
-        one_line_error(&native(&["train", path.to_str().unwrap()]), &["run.json", needle]);
+        one_line_error(
+            &native(&["train", path.to_str().unwrap()]),
+            &["run.json", needle],
+        );
     }
 }

@@ -322,7 +322,14 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
             config.num_beams, config.max_new_tokens
         );
         let rows = config.num_beams;
-        check_memory(&self.config, rows, src_len, config.max_new_tokens, page_memory(), &what)
+        check_memory(
+            &self.config,
+            rows,
+            src_len,
+            config.max_new_tokens,
+            page_memory(),
+            &what,
+        )
     }
 }
 

@@ -410,10 +410,25 @@ fn check_adapterhub_types(
         let key = format!("config.{flag}");
         typed(&key, config.get(flag), "true or false", Value::is_boolean)?;
     }
-    typed("config.dropout", config.get("dropout"), "a number", Value::is_number)?;
-    typed("config.non_linearity", config.get("non_linearity"), "a string", Value::is_string)?;
+    typed(
+        "config.dropout",
+        config.get("dropout"),
+        "a number",
+        Value::is_number,
+    )?;
+    typed(
+        "config.non_linearity",
+        config.get("non_linearity"),
+        "a string",
+        Value::is_string,
+    )?;
     typed("name", value.get("name"), "a string", Value::is_string)?;
-    typed("hidden_size", value.get("hidden_size"), "a whole number", Value::is_u64)
+    typed(
+        "hidden_size",
+        value.get("hidden_size"),
+        "a whole number",
+        Value::is_u64,
+    )
 }
 
 /// AdapterHub options we implement; any other non-default setting is refused by name.

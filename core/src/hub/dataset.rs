@@ -30,8 +30,7 @@ pub fn fetch_dataset_split(
     let fetch = Fetch::new(repo_id, options, RepoType::Dataset)?;
     let what = describe(config, split);
     if options.offline {
-        return cached(&fetch, config, split)?
-            .ok_or_else(|| offline_error(&fetch, config, split));
+        return cached(&fetch, config, split)?.ok_or_else(|| offline_error(&fetch, config, split));
     }
     if is_commit_hash(&fetch.revision) {
         if let Some(files) = cached(&fetch, config, split)? {

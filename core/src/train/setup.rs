@@ -123,14 +123,23 @@ pub fn check_batch_memory(
         "training batches (`per_device_train_batch_size` {})",
         config.per_device_train_batch_size
     );
-    check_memory(model, config.per_device_train_batch_size, src, tgt, available, &what)?;
+    check_memory(
+        model,
+        config.per_device_train_batch_size,
+        src,
+        tgt,
+        available,
+        &what,
+    )?;
     let (src, _) = longest(
         &mut data
             .iter()
             .flat_map(|d| d.validation.iter().chain(&d.test).map(|(e, _)| e)),
     );
     let rows = config.per_device_eval_batch_size * config.eval_beams;
-    let tgt = config.val_max_target_length.max(config.test_max_target_length);
+    let tgt = config
+        .val_max_target_length
+        .max(config.test_max_target_length);
     let what = format!(
         "evaluation batches (`per_device_eval_batch_size` {} × `eval_beams` {})",
         config.per_device_eval_batch_size, config.eval_beams
@@ -250,7 +259,9 @@ mod tests {
             input_ids: vec![3; 4096],
             labels: vec![3; 16],
         };
-        let task = crate::tasks::resolve(&["rte".to_string()], &[]).unwrap().remove(0);
+        let task = crate::tasks::resolve(&["rte".to_string()], &[])
+            .unwrap()
+            .remove(0);
         let data = [TaskData {
             task,
             train: vec![example.clone()],

@@ -81,9 +81,19 @@ impl Job for BenchJob {
                 gen.num_beams = beams;
                 gen.validate()
                     .map_err(|(key, rule)| anyhow::anyhow!("{key} {rule}"))?;
-                let what = format!("--batch {batch}, --beams {beams}, --src-len {}", args.src_len);
+                let what = format!(
+                    "--batch {batch}, --beams {beams}, --src-len {}",
+                    args.src_len
+                );
                 let available = memory_for::<B>(&device);
-                check_memory(&config, batch * beams, args.src_len, args.new_tokens, available, &what)?;
+                check_memory(
+                    &config,
+                    batch * beams,
+                    args.src_len,
+                    args.new_tokens,
+                    available,
+                    &what,
+                )?;
                 let inputs = synthetic_inputs(batch, args.src_len, config.vocab_size, 0);
                 let mut times = Vec::new();
                 for i in 0..args.warmup + args.repeats {
@@ -164,7 +174,10 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
     B::seed(&device, 0);
     let config = random_config(&args)?;
     let batch = *args.batch.first().unwrap_or(&8);
-    let what = format!("--batch {batch}, --src-len {}, --tgt-len {}", args.src_len, args.tgt_len);
+    let what = format!(
+        "--batch {batch}, --src-len {}, --tgt-len {}",
+        args.src_len, args.tgt_len
+    );
     let available = memory_for::<B>(&device);
     check_memory(&config, batch, args.src_len, args.tgt_len, available, &what)?;
     let src = synthetic_inputs(batch, args.src_len, config.vocab_size, 1);

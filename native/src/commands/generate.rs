@@ -30,7 +30,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         .iter()
         .map(|text| tokenizer.encode(text))
         .collect::<t5_core::Result<Vec<_>>>()?;
-    truncate_inputs(&mut encoded, args.max_source_length, dir.config.eos_token_id as u32);
+    truncate_inputs(
+        &mut encoded,
+        args.max_source_length,
+        dir.config.eos_token_id as u32,
+    );
     if args.task.is_some() && args.adapters.is_empty() && args.hypernetwork.is_none() {
         bail!("--task needs at least one --adapter, or --hypernetwork");
     }
@@ -155,7 +159,14 @@ impl Job for GenerateJob {
             self.batch_size, self.config.num_beams, self.config.max_new_tokens
         );
         let available = memory_for::<B>(&device);
-        check_memory(&self.dir.config, rows, longest, self.config.max_new_tokens, available, &what)?;
+        check_memory(
+            &self.dir.config,
+            rows,
+            longest,
+            self.config.max_new_tokens,
+            available,
+            &what,
+        )?;
         let model = self.dir.load_model::<B>(&device)?;
         let set = self.adapters.load::<B>(&model.config, &device)?;
         let task = match (&self.task, set.tasks.len()) {

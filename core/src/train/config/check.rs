@@ -139,8 +139,16 @@ impl RunConfig {
         for (key, n, max) in [
             ("max_source_length", self.max_source_length, MAX_TOKENS),
             ("max_target_length", self.max_target_length, MAX_TOKENS),
-            ("val_max_target_length", self.val_max_target_length, MAX_TOKENS),
-            ("test_max_target_length", self.test_max_target_length, MAX_TOKENS),
+            (
+                "val_max_target_length",
+                self.val_max_target_length,
+                MAX_TOKENS,
+            ),
+            (
+                "test_max_target_length",
+                self.test_max_target_length,
+                MAX_TOKENS,
+            ),
             (
                 "per_device_train_batch_size",
                 self.per_device_train_batch_size,

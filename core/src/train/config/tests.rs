@@ -718,7 +718,10 @@ fn sizes_and_numbers_out_of_range_name_the_key_and_range() {
     ];
     for (extra, needle) in cases {
         let e = err(&with(extra));
-        assert!(e.starts_with("configs/x.json: ") && e.contains(needle), "{extra}: {e}");
+        assert!(
+            e.starts_with("configs/x.json: ") && e.contains(needle),
+            "{extra}: {e}"
+        );
     }
     // 1e12 is a float in JSON: a type error that names the key.
     let e = err(&with(r#""per_device_train_batch_size": 1e12"#));
