@@ -29,13 +29,27 @@ pub fn truncate_source(ids: &mut Vec<u32>, max_len: usize, eos: u32) -> Option<u
     Some(before)
 }
 
-/// Bytes of memory the system can still give this process (Linux: `MemAvailable`), or `None`
-/// where that is not known (other systems, the browser).
+/// Bytes of memory the system can still give this process (Linux: `MemAvailable`, or the
+/// process's control group limit when that is lower, as in a container), or `None` where that
+/// is not known (other systems, the browser).
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib.saturating_mul(1024))
+    let system = kib.saturating_mul(1024);
+    Some(cgroup_limit().map_or(system, |limit| limit.min(system)))
+}
+
+/// The control group's memory limit (cgroup v2, else v1), when it sets one. Its usage is not
+/// subtracted: it counts page cache the kernel would reclaim, and the check must not refuse a
+/// batch that fits.
+fn cgroup_limit() -> Option<u64> {
+    let read =
+        |file: &str| -> Option<u64> { std::fs::read_to_string(file).ok()?.trim().parse().ok() };
+    let limit = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
+    // v1 writes "no limit" as a huge number (v2 as `max`, which does not parse).
+    (limit < 1 << 60).then_some(limit)
 }
 
 /// [`available_memory`] when the backend `B` keeps its tensors in this memory (the CPU
