@@ -130,6 +130,22 @@ mod d {
     }
 }
 
+/// The range of each size in `config.json` (key, least, most). The upper bounds are far above
+/// any published T5 (t5-11b: d_ff 65536, 128 heads; mT5: vocabulary 250112) and keep the
+/// products of sizes from overflowing; `relative_attention_num_buckets` needs two buckets for the
+/// encoder's two directions.
+pub const DIM_LIMITS: [(&str, usize, usize); 9] = [
+    ("vocab_size", 1, 1 << 24),
+    ("d_model", 1, 1 << 16),
+    ("d_kv", 1, 1 << 16),
+    ("d_ff", 1, 1 << 20),
+    ("num_layers", 1, 1 << 10),
+    ("num_decoder_layers", 1, 1 << 10),
+    ("num_heads", 1, 1 << 12),
+    ("relative_attention_num_buckets", 2, 1 << 16),
+    ("relative_attention_max_distance", 1, 1 << 24),
+];
+
 /// The feed-forward variant `feed_forward_proj` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeedForwardKind {
@@ -143,10 +159,13 @@ impl T5Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.into(),
-            source,
-        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates the text of a `config.json`; `path` labels the errors, which name
+    /// the key at fault (a wrong type with its line, a value out of range).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let config: Self = crate::io::parse_json(text, path)?;
         config.validate().map_err(|msg| Error::config(path, msg))?;
         Ok(config)
     }
@@ -169,26 +188,77 @@ impl T5Config {
             }
         }
         self.feed_forward()?;
-        for (name, value) in [
-            ("vocab_size", self.vocab_size),
-            ("d_model", self.d_model),
-            ("d_kv", self.d_kv),
-            ("d_ff", self.d_ff),
-            ("num_heads", self.num_heads),
-            (
-                "relative_attention_num_buckets",
-                self.relative_attention_num_buckets,
-            ),
-        ] {
-            if value == 0 {
-                return Err(format!("`{name}` must be positive"));
-            }
-        }
+        self.check_dims()?;
         if !(0.0..1.0).contains(&self.dropout_rate) {
             return Err(format!(
                 "`dropout_rate` must be in [0, 1), got {}",
                 self.dropout_rate
             ));
+        }
+        for (key, value) in [
+            ("layer_norm_epsilon", self.layer_norm_epsilon),
+            ("initializer_factor", self.initializer_factor),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("`{key}` must be a finite number >= 0, got {value}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every size within [`DIM_LIMITS`], the token ids inside the vocabulary, and no matrix
+    /// too large to address: refused by key before anything is allocated.
+    fn check_dims(&self) -> std::result::Result<(), String> {
+        let value = |key: &str| match key {
+            "vocab_size" => Some(self.vocab_size),
+            "d_model" => Some(self.d_model),
+            "d_kv" => Some(self.d_kv),
+            "d_ff" => Some(self.d_ff),
+            "num_layers" => Some(self.num_layers),
+            "num_decoder_layers" => self.num_decoder_layers,
+            "num_heads" => Some(self.num_heads),
+            "relative_attention_num_buckets" => Some(self.relative_attention_num_buckets),
+            "relative_attention_max_distance" => Some(self.relative_attention_max_distance),
+            _ => None,
+        };
+        for (key, min, max) in DIM_LIMITS {
+            match value(key) {
+                Some(v) if !(min..=max).contains(&v) => {
+                    return Err(format!("`{key}` must be in {min}..={max}, got {v}"))
+                }
+                _ => {}
+            }
+        }
+        for (key, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("decoder_start_token_id", self.decoder_start_token_id()),
+        ] {
+            if id >= self.vocab_size {
+                return Err(format!(
+                    "`{key}` {id} is outside the vocabulary (`vocab_size` {})",
+                    self.vocab_size
+                ));
+            }
+        }
+        // The largest matrices, in f32 bytes, must be addressable on this target (wasm32 too).
+        let limit = isize::MAX as u128;
+        let (d, v, ff, inner) = (
+            self.d_model as u128,
+            self.vocab_size as u128,
+            self.d_ff as u128,
+            self.num_heads as u128 * self.d_kv as u128,
+        );
+        for (what, elements) in [
+            ("`vocab_size` × `d_model`", v * d),
+            ("`d_model` × `d_ff`", d * ff),
+            ("`d_model` × `num_heads` × `d_kv`", d * inner),
+        ] {
+            if elements * 4 > limit {
+                return Err(format!(
+                    "{what} = {elements} values is more than this machine can address"
+                ));
+            }
         }
         Ok(())
     }
@@ -292,6 +362,62 @@ mod tests {
         let mut c = T5Config::t5_small();
         c.model_type = "bert".into();
         assert!(c.validate().unwrap_err().contains("bert"));
+    }
+
+    #[test]
+    fn zero_and_huge_sizes_are_refused_by_key() {
+        for (key, value) in [
+            ("num_layers", "0"),
+            ("num_decoder_layers", "0"),
+            ("d_model", "0"),
+            ("num_heads", "0"),
+            ("vocab_size", "0"),
+            ("d_ff", "0"),
+            ("d_model", "1000000000000"),
+            ("vocab_size", "1000000000000"),
+            ("num_layers", "100000"),
+            ("relative_attention_num_buckets", "1"),
+        ] {
+            let text = format!("{{\"{key}\": {value}}}");
+            let err = T5Config::from_json(&text, Path::new("config.json"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("config.json: ") && err.contains(&format!("`{key}`")),
+                "{key}: {err}"
+            );
+            assert!(err.contains(value), "{err}");
+        }
+        let err = T5Config::from_json(r#"{"eos_token_id": 40000}"#, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`eos_token_id` 40000") && err.contains("32128"),
+            "{err}"
+        );
+        let err = T5Config::from_json(r#"{"layer_norm_epsilon": -1}"#, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`layer_norm_epsilon`"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_its_line_once() {
+        let text = "{\n  \"d_model\": 64,\n  \"num_layers\": \"two\"\n}";
+        let err = T5Config::from_json(text, Path::new("m/config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m/config.json: `num_layers`: invalid type: string \"two\"")
+                && err.contains("line 3"),
+            "{err}"
+        );
+        assert_eq!(err.matches("line 3").count(), 1, "{err}");
+        // Malformed JSON keeps serde's own message and place.
+        let err = T5Config::from_json("{\"d_model\": 64,", Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EOF") && err.contains("line 1"), "{err}");
     }
 
     #[test]

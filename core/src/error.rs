@@ -26,6 +26,11 @@ pub enum Error {
     /// A checkpoint file is corrupt, truncated or does not match the model it should fill.
     #[error("{}: {msg}", path.display())]
     Checkpoint { path: PathBuf, msg: String },
+    /// A directory's file, or a file name one of its files gives (a shard of an index), leads
+    /// outside the directory (`..`, an absolute path, a link pointing elsewhere): refused, so
+    /// that a directory from anywhere never makes us read outside it.
+    #[error("{}: {msg}", path.display())]
+    Outside { path: PathBuf, msg: String },
     /// A model directory or hub repository lacks files we need.
     #[error("{0}")]
     MissingFiles(String),

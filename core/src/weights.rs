@@ -12,6 +12,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::files::{WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::io::file_inside;
 
 struct Entry {
     file: usize,
@@ -84,10 +85,12 @@ impl Weights {
         Ok(weights)
     }
 
-    /// Reads `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
+    /// Reads `model.safetensors`, or the shards listed in `model.safetensors.index.json`. Every
+    /// file must lie inside `dir` ([`crate::io::file_inside`]): a shard named `../x` or
+    /// `/x`, or a link pointing out, is refused.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join(WEIGHTS_FILE);
-        let index = dir.join(WEIGHTS_INDEX_FILE);
+        let single = file_inside(dir, WEIGHTS_FILE, None)?;
+        let index = file_inside(dir, WEIGHTS_INDEX_FILE, None)?;
         let files = if single.is_file() {
             vec![single]
         } else if index.is_file() {
@@ -165,6 +168,18 @@ impl Weights {
                 format!("tensor `{name}`: byte length does not match its shape {shape:?}"),
             ));
         }
+        // One pass over values just converted: a NaN or infinity would spread through every
+        // output silently.
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            let count = values.iter().filter(|v| !v.is_finite()).count();
+            return Err(Error::checkpoint(
+                &file.path,
+                format!(
+                    "tensor `{name}` holds {count} non-finite values (the first, {v}, at index \
+                     {i}); weights must be finite numbers (a diverged training run?)"
+                ),
+            ));
+        }
         self.taken.insert(name.to_string());
         Ok(values)
     }
@@ -209,11 +224,7 @@ pub fn index_shards(index: &Path) -> Result<Vec<String>> {
     struct Index {
         weight_map: BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: index.into(),
-        source,
-    })?;
+    let parsed: Index = crate::io::read_json(index)?;
     let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
     if names.is_empty() {
         return Err(Error::checkpoint(index, "`weight_map` lists no files"));
@@ -221,10 +232,13 @@ pub fn index_shards(index: &Path) -> Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
-/// The shards of an index next to it, each of which must exist.
+/// The shards of an index next to it, each of which must exist and lie inside its directory.
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     let dir = index.parent().unwrap_or(Path::new("."));
-    let files: Vec<PathBuf> = index_shards(index)?.iter().map(|n| dir.join(n)).collect();
+    let files: Vec<PathBuf> = index_shards(index)?
+        .iter()
+        .map(|name| file_inside(dir, name, Some(index)))
+        .collect::<Result<_>>()?;
     let missing: Vec<String> = files
         .iter()
         .filter(|f| !f.is_file())
@@ -331,6 +345,28 @@ mod tests {
             err.contains("model.safetensors") && err.contains("truncated"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adapter.safetensors");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let t = vec![
+                ("fine".to_string(), vec![2], vec![1.0f32, 2.0]),
+                ("up.weight".to_string(), vec![3], vec![1.0f32, bad, bad]),
+            ];
+            write_safetensors(&path, &t, None).unwrap();
+            let mut w = Weights::from_file(&path).unwrap();
+            w.take_values("fine", &[2]).unwrap();
+            let err = w.take_values("up.weight", &[3]).unwrap_err().to_string();
+            assert!(
+                err.contains("adapter.safetensors")
+                    && err.contains("tensor `up.weight` holds 2 non-finite values")
+                    && err.contains(&format!("the first, {bad}, at index 1")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -507,3 +507,86 @@ fn adapters_for_other_models_are_refused() {
         "{err}"
     );
 }
+
+/// A copy of a fixture adapter directory, for a test to break.
+fn copy_adapter(case: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["adapter_config.json", "adapter.safetensors"] {
+        std::fs::copy(adapters_dir().join(case).join(f), tmp.path().join(f)).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn a_wrong_type_in_adapter_config_names_the_key_and_line() {
+    for (case, from, to, key, line) in [
+        // This project's format: a key of its own, and a flattened seed option.
+        (
+            "seed-v1_0/rte",
+            "\"d_model\": 64",
+            "\"d_model\": \"64\"",
+            "`d_model`",
+            6,
+        ),
+        (
+            "seed-v1_0/rte",
+            "\"reduction_factor\": 8",
+            "\"reduction_factor\": \"eight\"",
+            "`reduction_factor`",
+            9,
+        ),
+        // AdapterHub's: a flag that used to be read as its default.
+        (
+            "pfeiffer-v1_0",
+            "\"ln_before\": false",
+            "\"ln_before\": \"no\"",
+            "`config.ln_before`",
+            17,
+        ),
+    ] {
+        let tmp = copy_adapter(case);
+        let config = tmp.path().join("adapter_config.json");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains(from), "{case}: {from}");
+        std::fs::write(&config, text.replace(from, to)).unwrap();
+        let err = load_err(tmp.path(), "t5-v1_0");
+        assert!(
+            err.contains("adapter_config.json: ")
+                && err.contains(key)
+                && err.contains(&format!("line {line}")),
+            "{case}: {err}"
+        );
+        assert_eq!(err.matches("line ").count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn non_finite_adapter_weights_are_refused_by_tensor() {
+    let tmp = copy_adapter("seed-v1_0/rte");
+    let file = tmp.path().join("adapter.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = parsed
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let name = tensors[0].0.clone();
+    tensors[0].2[0] = f32::NAN;
+    t5_core::weights::write_safetensors(&file, &tensors, None).unwrap();
+    let err = load_err(tmp.path(), "t5-v1_0");
+    assert!(
+        err.contains("adapter.safetensors")
+            && err.contains(&format!("tensor `{name}`"))
+            && err.contains("non-finite"),
+        "{err}"
+    );
+}

@@ -65,6 +65,12 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 64)]
     pub max_new_tokens: usize,
 
+    /// Inputs longer than this many tokens are cut to it (their first tokens and `</s>`, as
+    /// transformers' `truncation=True`), with a warning. 512 is T5's `model_max_length`, the
+    /// length it was trained on.
+    #[arg(long, default_value_t = t5_core::generation::limits::DEFAULT_MAX_SOURCE_LENGTH)]
+    pub max_source_length: usize,
+
     /// Minimum number of tokens before end-of-sequence may be generated.
     #[arg(long, default_value_t = 0)]
     pub min_new_tokens: usize,
@@ -229,6 +235,10 @@ pub struct EvalArgs {
     /// The split to score.
     #[arg(long, value_enum, default_value_t = SplitArg::Validation)]
     pub split: SplitArg,
+    /// Cut inputs to this many tokens (their first tokens and `</s>`); overrides the config's
+    /// `max_source_length`.
+    #[arg(long)]
+    pub max_source_length: Option<usize>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -254,6 +264,10 @@ pub struct PredictArgs {
     /// The split whose inputs to predict.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
+    /// Cut inputs to this many tokens (their first tokens and `</s>`); overrides the config's
+    /// `max_source_length`.
+    #[arg(long)]
+    pub max_source_length: Option<usize>,
     /// Write the JSONL here (atomically) instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,

@@ -9,6 +9,9 @@ use burn::prelude::*;
 use t5_core::adapter::hyper::{load_hypernetwork_from_bytes, HyperNetwork};
 use t5_core::adapter::{load_adapter_from_bytes, AdapterSet, Adapters};
 use t5_core::files::{CONFIG_FILE, TASK_EMBEDDINGS, TOKENIZER_FILE, WEIGHTS_FILE};
+use t5_core::generation::limits::{
+    check_memory, truncate_source, DEFAULT_MAX_SOURCE_LENGTH, MAX_TOKENS,
+};
 use t5_core::generation::{generate_async, synthetic_inputs, GenerationConfig};
 use t5_core::weights::Weights;
 use t5_core::{Error, Result, T5Config, T5ForConditionalGeneration, T5Tokenizer};
@@ -33,6 +36,15 @@ pub struct Output {
     pub text: String,
     /// New tokens, up to and including EOS.
     pub ids: Vec<u32>,
+    /// The input's length in tokens when it was longer than [`DEFAULT_MAX_SOURCE_LENGTH`] and
+    /// cut to it.
+    pub truncated_from: Option<usize>,
+}
+
+/// The memory a generation in the page may plan for: wasm32 addresses 4 GiB at most, and a
+/// failed allocation there kills the worker without a message.
+fn page_memory() -> Option<u64> {
+    cfg!(target_arch = "wasm32").then_some(4 << 30)
 }
 
 impl<B: t5_core::fused::FusedOps> Engine<B> {
@@ -43,11 +55,9 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
         tokenizer_json: &[u8],
         device: B::Device,
     ) -> Result<Self> {
-        let config: T5Config = serde_json::from_slice(config_json)
-            .map_err(|e| Error::Invalid(format!("{CONFIG_FILE}: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| Error::Invalid(format!("{CONFIG_FILE}: {e}")))?;
+        let text = std::str::from_utf8(config_json)
+            .map_err(|e| Error::Invalid(format!("{CONFIG_FILE}: not UTF-8 text: {e}")))?;
+        let config = T5Config::from_json(text, std::path::Path::new(CONFIG_FILE))?;
         let mut weights =
             Weights::from_buffers(vec![(WEIGHTS_FILE.into(), Arc::from(safetensors))])?;
         let model = T5ForConditionalGeneration::load(&config, &mut weights, &device)?;
@@ -251,10 +261,16 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
     /// of `src_len` tokens with the current adapter: `native bench --model <dir> --batch 1
     /// --src-len <src_len> --new-tokens <new_tokens>` times the same work. Returns the seconds.
     pub async fn time_generation(&self, src_len: usize, new_tokens: usize) -> Result<f64> {
-        let inputs = synthetic_inputs(1, src_len, self.config.vocab_size, 0);
+        if !(1..=MAX_TOKENS).contains(&src_len) {
+            return Err(Error::Invalid(format!(
+                "benchmark: the source length must be in 1..={MAX_TOKENS}, got {src_len}"
+            )));
+        }
         let mut config = GenerationConfig::for_model(&self.config);
         config.max_new_tokens = new_tokens;
         config.min_new_tokens = new_tokens;
+        self.check(&config, src_len)?;
+        let inputs = synthetic_inputs(1, src_len, self.config.vocab_size, 0);
         let adapters = self.routing()?;
         let start = now_ms();
         let out = generate_async(&self.model, &inputs, &config, adapters.as_ref()).await?;
@@ -268,23 +284,52 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
         Ok(seconds)
     }
 
-    /// Greedy (or beam) generation for one input text.
+    /// Greedy (or beam) generation for one input text. An input longer than
+    /// [`DEFAULT_MAX_SOURCE_LENGTH`] tokens is cut to it (its first tokens and `</s>`, as
+    /// transformers' `truncation=True` and `native generate` do), and the output says so.
     pub async fn generate(
         &self,
         text: &str,
         max_new_tokens: usize,
         num_beams: usize,
     ) -> Result<Output> {
-        let ids = self.tokenizer.encode(text)?;
+        let mut ids = self.tokenizer.encode(text)?;
+        let eos = self.config.eos_token_id as u32;
+        let truncated_from = truncate_source(&mut ids, DEFAULT_MAX_SOURCE_LENGTH, eos);
         let mut config = GenerationConfig::for_model(&self.config);
         config.max_new_tokens = max_new_tokens;
         config.num_beams = num_beams.max(1);
+        self.check(&config, ids.len())?;
         let adapters = self.routing()?;
         let ids = generate_async(&self.model, &[ids], &config, adapters.as_ref())
             .await?
             .remove(0);
         let text = self.tokenizer.decode(&ids)?;
-        Ok(Output { text, ids })
+        Ok(Output {
+            text,
+            ids,
+            truncated_from,
+        })
+    }
+
+    /// The options in range and the generation within the page's memory, before it starts.
+    fn check(&self, config: &GenerationConfig, src_len: usize) -> Result<()> {
+        config
+            .validate()
+            .map_err(|(key, rule)| Error::Invalid(format!("`{key}` {rule}")))?;
+        let what = format!(
+            "generating from {src_len} tokens with {} beams and {} new tokens",
+            config.num_beams, config.max_new_tokens
+        );
+        let rows = config.num_beams;
+        check_memory(
+            &self.config,
+            rows,
+            src_len,
+            config.max_new_tokens,
+            page_memory(),
+            &what,
+        )
     }
 }
 

@@ -9,6 +9,7 @@ mod engine;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use t5_core::generation::limits::DEFAULT_MAX_SOURCE_LENGTH;
 use wasm_bindgen::prelude::*;
 
 pub use engine::{Engine, Output};
@@ -52,6 +53,8 @@ pub struct Generation {
     pub text: String,
     /// The new token ids, up to and including EOS.
     pub ids: Vec<u32>,
+    /// Set when the input was cut to T5's source length: what happened, for the page to show.
+    pub note: Option<String>,
 }
 
 /// An adapter a hypernetwork generated.
@@ -212,9 +215,17 @@ impl Demo {
             let out = run(&engine, &text, max_new_tokens, num_beams)
                 .await
                 .map_err(JsValue::from)?;
+            let note = out.truncated_from.map(|n| {
+                format!(
+                    "The input has {n} tokens: only its first {} and </s> were used (T5's \
+                     {DEFAULT_MAX_SOURCE_LENGTH}-token source length).",
+                    DEFAULT_MAX_SOURCE_LENGTH - 1
+                )
+            });
             Ok(Generation {
                 text: out.text,
                 ids: out.ids,
+                note,
             }
             .into())
         })

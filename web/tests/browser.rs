@@ -162,6 +162,63 @@ async fn bad_files_are_error_values_and_change_nothing() {
     assert!(broken.is_err());
 }
 
+/// Issue 14 in the page: a huge input is cut to T5's source length and said so (not a dead
+/// worker), options out of range and nonsense configs are error values naming the key.
+#[wasm_bindgen_test]
+async fn huge_inputs_are_cut_and_bad_numbers_are_error_values() {
+    let demo = load("cpu").await;
+    let huge = format!(
+        "translate English to German: {}",
+        "the cat sat on the mat. ".repeat(4200)
+    );
+    let out = demo
+        .generate_output(&huge, 4, 1)
+        .await
+        .unwrap_or_else(|_| panic!("a huge input generates"));
+    assert!(
+        out.truncated_from.is_some_and(|n| n > 512),
+        "{:?}",
+        out.truncated_from
+    );
+    let err = demo
+        .generate_output("hi", 4, 100_000)
+        .await
+        .err()
+        .map(message);
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("`num_beams`")),
+        "{err:?}"
+    );
+    let err = demo
+        .benchmark_output(1_000_000, 4, 1)
+        .await
+        .err()
+        .map(message);
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("source length")),
+        "{err:?}"
+    );
+    let config = std::str::from_utf8(CONFIG).unwrap();
+    for (from, to, key) in [
+        ("\"num_layers\": 2", "\"num_layers\": 0", "`num_layers`"),
+        (
+            "\"num_layers\": 2",
+            "\"num_layers\": \"two\"",
+            "`num_layers`",
+        ),
+    ] {
+        assert!(config.contains(from), "{from}");
+        let bad = config.replace(from, to).into_bytes();
+        let loaded = Demo::load(bad, WEIGHTS.to_vec(), TOKENIZER.to_vec(), "cpu".into()).await;
+        let err = loaded.err().map(message);
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("config.json") && e.contains(key)),
+            "{err:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ hypernetworks --
 
 /// A backbone fixture's `config.json`, `model.safetensors`, `tokenizer.json`.

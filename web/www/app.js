@@ -139,9 +139,12 @@ function pickExample(i) {
 
 async function run() {
   setState('running', 'Generating…');
+  $('error').textContent = '';
   try {
     const out = await ask('generate', { text: $('input').value, maxNewTokens: 16 });
     $('output').textContent = out.text;
+    // A long input was cut to T5's source length: say so where errors appear.
+    if (out.note) $('error').textContent = out.note;
     $('latency').textContent = `${out.ms.toFixed(1)} ms`;
     $('tps').textContent = (out.ids.length / (out.ms / 1000)).toFixed(1);
     document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);

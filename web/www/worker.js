@@ -122,6 +122,6 @@ const handlers = {
     const t0 = performance.now();
     const out = await demo.generate(text, maxNewTokens, 1);
     const ms = performance.now() - t0;
-    return { text: out.text, ids: Array.from(out.ids), ms };
+    return { text: out.text, ids: Array.from(out.ids), ms, note: out.note ?? null };
   },
 };

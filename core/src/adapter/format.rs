@@ -27,6 +27,7 @@ use super::set::{
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::io::{file_inside, key_place, parse_json};
 use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -95,22 +96,22 @@ pub fn load_adapter<B: Backend>(
     model: &T5Config,
     device: &B::Device,
 ) -> Result<TaskAdapter<B>> {
-    let config_path = dir.join(ADAPTER_CONFIG);
     if !dir.is_dir() {
         return Err(Error::MissingFiles(format!(
             "{}: not an adapter directory",
             dir.display()
         )));
     }
+    let config_path = file_inside(dir, ADAPTER_CONFIG, None)?;
     if !config_path.is_file() {
         return Err(Error::MissingFiles(format!(
             "{}: no {ADAPTER_CONFIG}",
             dir.display()
         )));
     }
-    let value: Value = crate::io::read_json(&config_path)?;
-    let parsed = parse_config(value, &config_path, model)?;
-    let weights_path = dir.join(ADAPTER_WEIGHTS);
+    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let parsed = parse_config(&text, &config_path, model)?;
+    let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
     if !weights_path.is_file() {
         let hint = if dir.join("pytorch_adapter.bin").is_file() {
             " (pytorch_adapter.bin is not read; save with `save_adapter(..., use_safetensors=True)`)"
@@ -135,9 +136,9 @@ pub fn load_adapter_from_bytes<B: Backend>(
     device: &B::Device,
 ) -> Result<TaskAdapter<B>> {
     let config_path = Path::new(ADAPTER_CONFIG);
-    let value: Value = serde_json::from_slice(config_json)
-        .map_err(|e| Error::config(config_path, format!("not valid JSON: {e}")))?;
-    let parsed = parse_config(value, config_path, model)?;
+    let text = std::str::from_utf8(config_json)
+        .map_err(|e| Error::config(config_path, format!("not UTF-8 text: {e}")))?;
+    let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(
         ADAPTER_WEIGHTS.into(),
         std::sync::Arc::from(safetensors),
@@ -153,13 +154,15 @@ struct ParsedConfig {
     activation: crate::config::Activation,
 }
 
-fn parse_config(value: Value, config_path: &Path, model: &T5Config) -> Result<ParsedConfig> {
+/// The text of an `adapter_config.json` (`config_path` labels the errors, which name the key
+/// at fault and, for a wrong type, its line).
+fn parse_config(text: &str, config_path: &Path, model: &T5Config) -> Result<ParsedConfig> {
     let bad = |msg: String| Error::config(config_path, msg);
+    let value: Value = parse_json(text, config_path)?;
     let (task, config, format) = if value.get("format").and_then(Value::as_str)
         == Some("t5-adapters")
     {
-        let native: NativeAdapterConfig =
-            serde_json::from_value(value).map_err(|e| bad(format!("{e}")))?;
+        let native = parse_native(text, &value, config_path)?;
         if native.format_version != FORMAT_VERSION {
             return Err(bad(format!(
                 "format_version {} is not supported (this build reads version {FORMAT_VERSION})",
@@ -183,7 +186,7 @@ fn parse_config(value: Value, config_path: &Path, model: &T5Config) -> Result<Pa
         };
         (native.task, config, AdapterFormat::Native)
     } else if value.get("config").is_some() {
-        let (name, config) = parse_adapterhub(&value, model).map_err(bad)?;
+        let (name, config) = parse_adapterhub(&value, text, model).map_err(bad)?;
         (
             name.clone(),
             config,
@@ -337,6 +340,21 @@ fn leftover_message(leftover: &[&str], model: &T5Config) -> String {
     )
 }
 
+/// This project's config. serde reads the flattened seed options after the rest, and a wrong
+/// type among them would lose its key: each option is tried alone first.
+fn parse_native(text: &str, value: &Value, path: &Path) -> Result<NativeAdapterConfig> {
+    if let Value::Object(object) = value {
+        for (key, v) in object {
+            let single = Value::Object(serde_json::Map::from_iter([(key.clone(), v.clone())]));
+            if let Err(e) = serde_json::from_value::<SeedAdapterConfig>(single) {
+                let place = key_place(text, key);
+                return Err(Error::config(path, format!("`{key}`: {e}{place}")));
+            }
+        }
+    }
+    parse_json(text, path)
+}
+
 fn check_dims(
     d_model: usize,
     layers: Option<(usize, usize)>,
@@ -360,14 +378,69 @@ fn check_dims(
     Ok(())
 }
 
+/// AdapterHub's keys with the types we read them as: a value of another type is refused with
+/// its key and line rather than read as the default.
+fn check_adapterhub_types(
+    value: &Value,
+    config: &serde_json::Map<String, Value>,
+    text: &str,
+) -> std::result::Result<(), String> {
+    const FLAGS: [&str; 12] = [
+        "phm_layer",
+        "is_parallel",
+        "cross_adapter",
+        "use_gating",
+        "mh_adapter",
+        "output_adapter",
+        "original_ln_before",
+        "original_ln_after",
+        "adapter_residual_before_ln",
+        "ln_before",
+        "ln_after",
+        "residual_before_ln",
+    ];
+    let typed = |key: &str, v: Option<&Value>, want: &str, ok: fn(&Value) -> bool| match v {
+        Some(v) if !v.is_null() && !ok(v) => Err(format!(
+            "`{key}` must be {want}, got {v}{}",
+            key_place(text, key.rsplit('.').next().unwrap_or(key))
+        )),
+        _ => Ok(()),
+    };
+    for flag in FLAGS {
+        let key = format!("config.{flag}");
+        typed(&key, config.get(flag), "true or false", Value::is_boolean)?;
+    }
+    typed(
+        "config.dropout",
+        config.get("dropout"),
+        "a number",
+        Value::is_number,
+    )?;
+    typed(
+        "config.non_linearity",
+        config.get("non_linearity"),
+        "a string",
+        Value::is_string,
+    )?;
+    typed("name", value.get("name"), "a string", Value::is_string)?;
+    typed(
+        "hidden_size",
+        value.get("hidden_size"),
+        "a whole number",
+        Value::is_u64,
+    )
+}
+
 /// AdapterHub options we implement; any other non-default setting is refused by name.
 fn parse_adapterhub(
     value: &Value,
+    text: &str,
     model: &T5Config,
 ) -> std::result::Result<(String, BottleneckConfig), String> {
     let c = value["config"]
         .as_object()
-        .ok_or("`config` is not an object")?;
+        .ok_or_else(|| format!("`config` is not an object{}", key_place(text, "config")))?;
+    check_adapterhub_types(value, c, text)?;
     let name = value
         .get("name")
         .and_then(Value::as_str)

@@ -3,6 +3,7 @@
 
 mod beam;
 mod greedy;
+pub mod limits;
 
 use burn::prelude::*;
 
@@ -61,6 +62,32 @@ impl GenerationConfig {
             pad_token_id: config.pad_token_id as u32,
             decoder_start_token_id: config.decoder_start_token_id() as u32,
         }
+    }
+}
+
+impl GenerationConfig {
+    /// Each option in its range: `Err((key, rule))`, e.g. `("length_penalty", "must be a
+    /// finite number, got NaN")`, for the caller to name the option its own way (the CLI's
+    /// `--length-penalty`).
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        use limits::{MAX_NUM_BEAMS, MAX_TOKENS};
+        if !(1..=MAX_NUM_BEAMS).contains(&self.num_beams) {
+            let rule = format!("must be in 1..={MAX_NUM_BEAMS}, got {}", self.num_beams);
+            return Err(("num_beams", rule));
+        }
+        if !self.length_penalty.is_finite() {
+            let rule = format!("must be a finite number, got {}", self.length_penalty);
+            return Err(("length_penalty", rule));
+        }
+        for (key, n) in [
+            ("max_new_tokens", self.max_new_tokens),
+            ("min_new_tokens", self.min_new_tokens),
+        ] {
+            if n > MAX_TOKENS {
+                return Err((key, format!("must be at most {MAX_TOKENS}, got {n}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,9 +158,9 @@ pub async fn generate_async<B: FusedOps>(
             )));
         }
     }
-    if config.num_beams == 0 {
-        return Err(Error::Invalid("num_beams must be at least 1".into()));
-    }
+    config
+        .validate()
+        .map_err(|(key, rule)| Error::Invalid(format!("generate: `{key}` {rule}")))?;
     if config.max_new_tokens == 0 {
         return Ok(vec![Vec::new(); inputs.len()]);
     }

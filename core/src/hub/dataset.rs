@@ -30,17 +30,17 @@ pub fn fetch_dataset_split(
     let fetch = Fetch::new(repo_id, options, RepoType::Dataset)?;
     let what = describe(config, split);
     if options.offline {
-        return cached(&fetch, config, split).ok_or_else(|| offline_error(&fetch, config, split));
+        return cached(&fetch, config, split)?.ok_or_else(|| offline_error(&fetch, config, split));
     }
     if is_commit_hash(&fetch.revision) {
-        if let Some(files) = cached(&fetch, config, split) {
+        if let Some(files) = cached(&fetch, config, split)? {
             return Ok(files);
         }
     }
     match online(&fetch, config, split, &what) {
         Ok(files) => Ok(files),
         Err(Fail::Fatal(e)) => Err(e),
-        Err(Fail::Network(msg)) => match cached(&fetch, config, split) {
+        Err(Fail::Network(msg)) => match cached(&fetch, config, split)? {
             Some(files) => {
                 tracing::warn!("{msg}; using the cached {what}");
                 Ok(files)
@@ -122,20 +122,33 @@ fn offered<'a>(files: impl IntoIterator<Item = &'a str>) -> String {
     }
 }
 
-/// The split's files from the cached snapshot of the revision, if there are any.
-fn cached(fetch: &Fetch, config: Option<&str>, split: &str) -> Option<Vec<PathBuf>> {
+/// The split's files from the cached snapshot of the revision, if there are any. A file that
+/// links outside the repository's folder in the cache is refused.
+fn cached(fetch: &Fetch, config: Option<&str>, split: &str) -> Result<Option<Vec<PathBuf>>> {
     let commit = if is_commit_hash(&fetch.revision) {
         fetch.revision.clone()
     } else {
-        let text = std::fs::read_to_string(fetch.refs_path(&fetch.revision)).ok()?;
+        let Ok(text) = std::fs::read_to_string(fetch.refs_path(&fetch.revision)) else {
+            return Ok(None);
+        };
         let commit = text.trim().to_string();
-        is_safe_commit(&commit).then_some(commit)?
+        if !is_safe_commit(&commit) {
+            return Ok(None);
+        }
+        commit
     };
     let snapshot = fetch.repo_dir().join("snapshots").join(commit);
     let mut names = Vec::new();
     collect_files(&snapshot, &snapshot, &mut names);
     let chosen = select(names.iter().map(String::as_str), config, split);
-    (!chosen.is_empty()).then(|| chosen.iter().map(|f| snapshot.join(f)).collect())
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    chosen
+        .iter()
+        .map(|f| crate::io::file_inside(&snapshot, f, None))
+        .collect::<Result<_>>()
+        .map(Some)
 }
 
 /// Every file under `dir`, as `/`-separated paths relative to `root`.

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::files::{CONFIG_FILE, TOKENIZER_FILE};
+use crate::io::file_inside;
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::T5Tokenizer;
 /// The reader of a model directory's weights (it lives in [`crate::weights`]).
@@ -29,7 +30,9 @@ pub struct ModelDir {
 }
 
 impl ModelDir {
-    /// Opens a local directory, checking that the files a T5 checkpoint needs are there.
+    /// Opens a local directory, checking that the files a T5 checkpoint needs are there. No
+    /// file of it may lead outside it ([`crate::io::file_inside`]; a hub cache snapshot may
+    /// link into its repository's blobs).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if !path.exists() {
@@ -44,7 +47,7 @@ impl ModelDir {
                 path.display()
             )));
         }
-        let config_path = path.join(CONFIG_FILE);
+        let config_path = file_inside(path, CONFIG_FILE, None)?;
         if !config_path.is_file() {
             return Err(Error::MissingFiles(format!(
                 "{}: no config.json; not a Hugging Face model directory",
@@ -87,7 +90,7 @@ impl ModelDir {
 
     /// Loads `tokenizer.json`.
     pub fn load_tokenizer(&self) -> Result<T5Tokenizer> {
-        let file = self.path.join(TOKENIZER_FILE);
+        let file = file_inside(&self.path, TOKENIZER_FILE, None)?;
         if !file.is_file() {
             return Err(Error::MissingFiles(format!(
                 "{}: no tokenizer.json (convert a SentencePiece model with transformers: \

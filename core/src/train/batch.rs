@@ -14,10 +14,7 @@ pub struct Example {
 
 /// Cuts `ids` to `max_len` tokens, keeping the final `</s>` as HF's truncation does.
 pub fn truncate(mut ids: Vec<u32>, max_len: usize, eos: u32) -> Vec<u32> {
-    if ids.len() > max_len && max_len > 0 {
-        ids.truncate(max_len - 1);
-        ids.push(eos);
-    }
+    crate::generation::limits::truncate_source(&mut ids, max_len, eos);
     ids
 }
 

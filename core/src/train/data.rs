@@ -81,9 +81,12 @@ fn prepare_task(config: &RunConfig, task: Task, tok: &T5Tokenizer, eos: u32) -> 
         .map(|(e, _)| e)
         .collect::<Vec<_>>();
     if training && train.is_empty() {
-        return Err(Error::Invalid(format!(
-            "task `{name}`: the training split is empty"
-        )));
+        let why = if config.n_train == 0 {
+            "`n_train` is 0; set -1 (all) or a count".to_string()
+        } else {
+            "its training split has no labelled examples".to_string()
+        };
+        return Err(Error::Invalid(format!("task `{name}`: {why}")));
     }
     let val_max = config.val_max_target_length;
     Ok(TaskData {

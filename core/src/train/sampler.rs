@@ -14,16 +14,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rng::{derive_seed, SplitMix64};
 
-/// A sampling temperature is a positive number; the reason when it is not.
+/// A sampling temperature is a finite number of at least [`MIN_TEMPERATURE`]; the reason when it
+/// is not.
 pub fn check_temperature(temperature: f64) -> std::result::Result<(), String> {
-    if temperature > 0.0 && temperature.is_finite() {
+    if temperature >= MIN_TEMPERATURE && temperature.is_finite() {
         Ok(())
     } else {
         Err(format!(
-            "must be positive (1 = proportional to task size), got {temperature}"
+            "must be a finite number >= {MIN_TEMPERATURE} (1 = proportional to task size, larger \
+             tends to uniform), got {temperature}"
         ))
     }
 }
+
+/// The lowest sampling temperature: below it `(n_i/N)^(1/T)` underflows to 0 for every task of
+/// a run with up to a thousand tasks, and the probabilities would be 0/0.
+pub const MIN_TEMPERATURE: f64 = 0.01;
 
 /// The temperature-sampling distribution: p_i ∝ (n_i/N)^(1/T), normalized.
 ///
@@ -45,6 +51,12 @@ pub fn temperature_probabilities(sizes: &[usize], temperature: f64) -> Result<Ve
         .map(|&n| (n as f64 / total).powf(1.0 / temperature))
         .collect();
     let sum: f64 = weights.iter().sum();
+    if !(sum > 0.0 && sum.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "sampling temperature {temperature}: every task's weight (n_i/N)^(1/T) underflows \
+             to 0; raise the temperature"
+        )));
+    }
     Ok(weights.into_iter().map(|w| w / sum).collect())
 }
 

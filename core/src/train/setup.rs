@@ -18,6 +18,7 @@ use crate::config::T5Config;
 use crate::error::{Error, Result};
 use crate::files::TOKENIZER_FILE;
 use crate::fused::{FusedAutodiff, FusedOps};
+use crate::generation::limits::{check_memory, memory_for};
 use crate::model::{FreezeOptions, T5ForConditionalGeneration};
 use crate::model_dir::ModelDir;
 use crate::tokenizer::T5Tokenizer;
@@ -87,6 +88,7 @@ impl<B: FusedAutodiff> Setup<B> {
             }
         };
         let data = prepare_data(config, &tokenizer, model_config.eos_token_id as u32)?;
+        check_batch_memory(config, &model_config, &data, memory_for::<B>(device))?;
         let model = model.freeze(freeze_options(config));
         let adapters = run_adapters(config, &model_config, device)?;
         let backbone_trainable = model.num_trainable_params();
@@ -100,6 +102,49 @@ impl<B: FusedAutodiff> Setup<B> {
             parameters,
         })
     }
+}
+
+/// Refuses batch sizes and lengths whose training or evaluation batches could not fit in
+/// `available` bytes ([`check_memory`]), before the first step allocates them: the longest
+/// examples of the data, in the largest batch the config asks for.
+pub fn check_batch_memory(
+    config: &RunConfig,
+    model: &T5Config,
+    data: &[TaskData],
+    available: Option<u64>,
+) -> Result<()> {
+    let longest = |rows: &mut dyn Iterator<Item = &super::batch::Example>| {
+        rows.fold((0, 0), |(s, t), e| {
+            (s.max(e.input_ids.len()), t.max(e.labels.len()))
+        })
+    };
+    let (src, tgt) = longest(&mut data.iter().flat_map(|d| d.train.iter()));
+    let what = format!(
+        "training batches (`per_device_train_batch_size` {})",
+        config.per_device_train_batch_size
+    );
+    check_memory(
+        model,
+        config.per_device_train_batch_size,
+        src,
+        tgt,
+        available,
+        &what,
+    )?;
+    let (src, _) = longest(
+        &mut data
+            .iter()
+            .flat_map(|d| d.validation.iter().chain(&d.test).map(|(e, _)| e)),
+    );
+    let rows = config.per_device_eval_batch_size * config.eval_beams;
+    let tgt = config
+        .val_max_target_length
+        .max(config.test_max_target_length);
+    let what = format!(
+        "evaluation batches (`per_device_eval_batch_size` {} × `eval_beams` {})",
+        config.per_device_eval_batch_size, config.eval_beams
+    );
+    check_memory(model, rows, src, tgt, available, &what)
 }
 
 /// Built-in model presets for runs without a checkpoint (the embedded default).
@@ -129,7 +174,7 @@ pub fn load_tokenizer(
         (Some(name), _) => {
             let path = PathBuf::from(name);
             let file = if path.is_dir() {
-                path.join(TOKENIZER_FILE)
+                crate::io::file_inside(&path, TOKENIZER_FILE, None)?
             } else {
                 path
             };
@@ -205,6 +250,46 @@ fn fresh_adapters<B: Backend>(
 mod tests {
     use super::*;
     use crate::adapter::hyper::Variant;
+
+    /// A batch that could not fit in memory is refused before the first step, naming the key.
+    #[test]
+    fn batches_larger_than_memory_are_refused_by_key() {
+        let model = preset("t5-tiny", 64).expect("a preset");
+        let example = super::super::batch::Example {
+            input_ids: vec![3; 4096],
+            labels: vec![3; 16],
+        };
+        let task = crate::tasks::resolve(&["rte".to_string()], &[])
+            .unwrap()
+            .remove(0);
+        let data = [TaskData {
+            task,
+            train: vec![example.clone()],
+            validation: vec![(example, "x".into())],
+            test: Vec::new(),
+        }];
+        let mut config = RunConfig {
+            per_device_train_batch_size: 4096,
+            ..RunConfig::default()
+        };
+        let err = check_batch_memory(&config, &model, &data, Some(1 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`per_device_train_batch_size` 4096") && err.contains("1.0 GiB available"),
+            "{err}"
+        );
+        config.per_device_train_batch_size = 1;
+        config.per_device_eval_batch_size = 64;
+        let err = check_batch_memory(&config, &model, &data, Some(1 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`per_device_eval_batch_size` 64"), "{err}");
+        config.per_device_eval_batch_size = 1;
+        check_batch_memory(&config, &model, &data, Some(1 << 30)).unwrap();
+        config.per_device_train_batch_size = 4096;
+        check_batch_memory(&config, &model, &data, None).unwrap();
+    }
 
     /// `train_adapters_blocks: false` is the seed's "layer norms only" baseline for `adapter` and
     /// `meta-adapter`; the unique hypernetworks ignore it, as HyperFormer does.

@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use t5_core::generation::limits::{check_memory, memory_for};
 use t5_core::generation::{generate, synthetic_inputs, GenerationConfig};
-use t5_core::model_dir::ModelDir;
 use t5_core::{T5Config, T5ForConditionalGeneration};
 
 use crate::backend::{run_on, Job};
 use crate::cli::{BenchArgs, BenchSize, Workload};
+use crate::model::resolve_model;
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -65,8 +66,8 @@ impl Job for BenchJob {
         let args = self.0;
         B::seed(&device, 0);
         let model = match &args.model {
-            Some(dir) => ModelDir::resolve(dir)
-                .and_then(|d| d.load_model::<B>(&device))
+            Some(dir) => resolve_model(dir)?
+                .load_model::<B>(&device)
                 .with_context(|| format!("loading model `{dir}`"))?,
             None => T5ForConditionalGeneration::<B>::init(&random_config(&args)?, &device),
         };
@@ -74,11 +75,26 @@ impl Job for BenchJob {
         let mut lines = Vec::new();
         for &batch in &args.batch {
             for &beams in &args.beams {
-                let inputs = synthetic_inputs(batch, args.src_len, config.vocab_size, 0);
                 let mut gen = GenerationConfig::for_model(&config);
                 gen.max_new_tokens = args.new_tokens;
                 gen.min_new_tokens = args.new_tokens;
                 gen.num_beams = beams;
+                gen.validate()
+                    .map_err(|(key, rule)| anyhow::anyhow!("{key} {rule}"))?;
+                let what = format!(
+                    "--batch {batch}, --beams {beams}, --src-len {}",
+                    args.src_len
+                );
+                let available = memory_for::<B>(&device);
+                check_memory(
+                    &config,
+                    batch * beams,
+                    args.src_len,
+                    args.new_tokens,
+                    available,
+                    &what,
+                )?;
+                let inputs = synthetic_inputs(batch, args.src_len, config.vocab_size, 0);
                 let mut times = Vec::new();
                 for i in 0..args.warmup + args.repeats {
                     let start = Instant::now();
@@ -158,6 +174,12 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
     B::seed(&device, 0);
     let config = random_config(&args)?;
     let batch = *args.batch.first().unwrap_or(&8);
+    let what = format!(
+        "--batch {batch}, --src-len {}, --tgt-len {}",
+        args.src_len, args.tgt_len
+    );
+    let available = memory_for::<B>(&device);
+    check_memory(&config, batch, args.src_len, args.tgt_len, available, &what)?;
     let src = synthetic_inputs(batch, args.src_len, config.vocab_size, 1);
     let tgt = synthetic_inputs(batch, args.tgt_len, config.vocab_size, 2);
     let examples: Vec<Example> = src

@@ -3,19 +3,20 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use t5_core::adapter::AdapterSet;
 use t5_core::fused::FusedOps;
-use t5_core::model_dir::ModelDir;
+use t5_core::generation::limits::{memory_for, MAX_TOKENS};
 use t5_core::train::data::{prepare_data, TaskData};
 use t5_core::train::evaluate::{evaluate, format_metrics, predict};
-use t5_core::train::setup::load_tokenizer;
+use t5_core::train::setup::{check_batch_memory, load_tokenizer};
 use t5_core::train::RunConfig;
 use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
 
 use crate::adapters::AdapterSource;
 use crate::backend::{run_on, Job};
 use crate::cli::{EvalArgs, PredictArgs, SplitArg};
+use crate::model::resolve_model;
 
 struct Setup {
     config: RunConfig,
@@ -37,8 +38,15 @@ fn setup(
     model: Option<String>,
     adapters: AdapterArgs,
     split: SplitArg,
+    max_source_length: Option<usize>,
 ) -> Result<Setup> {
     let mut config = super::train::load_config(config_path)?;
+    if let Some(n) = max_source_length {
+        if !(1..=MAX_TOKENS).contains(&n) {
+            bail!("--max-source-length must be in 1..={MAX_TOKENS}, got {n}");
+        }
+        config.max_source_length = n;
+    }
     let model = model.unwrap_or_else(|| config.model_name_or_path.clone());
     let test = split == SplitArg::Test;
     let tasks = adapters
@@ -82,12 +90,12 @@ struct Loaded<B: FusedOps> {
 
 /// Loads the model, tokenizer, adapters and data of a setup.
 fn load<B: FusedOps>(s: &Setup, device: &B::Device) -> Result<Loaded<B>> {
-    let dir =
-        ModelDir::resolve(&s.model).with_context(|| format!("loading model `{}`", s.model))?;
-    let model = dir.load_model::<B>(device)?;
+    let dir = resolve_model(&s.model)?;
     let (tok, _) = load_tokenizer(&s.config, Some(&dir))?;
+    let data = prepare_data(&s.config, &tok, dir.config.eos_token_id as u32)?;
+    check_batch_memory(&s.config, &dir.config, &data, memory_for::<B>(device))?;
+    let model = dir.load_model::<B>(device)?;
     let set = s.adapters.load::<B>(&model.config, device)?;
-    let data = prepare_data(&s.config, &tok, model.config.eos_token_id as u32)?;
     Ok(Loaded {
         model,
         set,
@@ -102,7 +110,13 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         hypernetwork: args.hypernetwork,
         tasks: None,
     };
-    let s = setup(&args.config, args.model, adapters, args.split)?;
+    let s = setup(
+        &args.config,
+        args.model,
+        adapters,
+        args.split,
+        args.max_source_length,
+    )?;
     let backend = args.backend;
     let metrics = run_on(backend, EvalJob(s))?;
     eprintln!("{}", format_metrics(&metrics));
@@ -138,7 +152,13 @@ pub fn run_predict(args: PredictArgs) -> Result<()> {
         hypernetwork: args.hypernetwork,
         tasks: Some(vec![args.task.clone()]),
     };
-    let s = setup(&args.config, args.model, adapters, args.split)?;
+    let s = setup(
+        &args.config,
+        args.model,
+        adapters,
+        args.split,
+        args.max_source_length,
+    )?;
     let lines = run_on(args.backend, PredictJob(s, args.task.clone()))?;
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     match &args.output {

@@ -2,41 +2,39 @@
 
 use std::io::{BufRead, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use t5_core::adapter::Adapters;
+use t5_core::generation::limits::{check_memory, memory_for, truncate_source, MAX_TOKENS};
 use t5_core::generation::{generate, EarlyStopping, GenerationConfig};
 use t5_core::model_dir::ModelDir;
 
 use crate::adapters::AdapterSource;
 use crate::backend::{run_on, Job};
 use crate::cli::{EarlyStoppingArg, GenerateArgs};
+use crate::model::resolve_model;
 
 pub fn run(args: GenerateArgs) -> Result<()> {
-    if args.num_beams == 0 {
-        bail!("--num-beams must be at least 1");
-    }
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let mut config = options(&args)?;
     let inputs = read_inputs(&args)?;
-    let dir = ModelDir::resolve(&args.model)
-        .with_context(|| format!("loading model `{}`", args.model))?;
+    let dir = resolve_model(&args.model)?;
     let tokenizer = dir.load_tokenizer()?;
-    let mut config = GenerationConfig::for_model(&dir.config);
-    config.max_new_tokens = args.max_new_tokens;
-    config.min_new_tokens = args.min_new_tokens;
-    config.num_beams = args.num_beams;
-    config.length_penalty = args.length_penalty;
-    config.early_stopping = match args.early_stopping {
-        EarlyStoppingArg::False => EarlyStopping::Heuristic,
-        EarlyStoppingArg::True => EarlyStopping::Stop,
-        EarlyStoppingArg::Never => EarlyStopping::Never,
-    };
-    let encoded = inputs
+    let ids = GenerationConfig::for_model(&dir.config);
+    config.eos_token_id = ids.eos_token_id;
+    config.pad_token_id = ids.pad_token_id;
+    config.decoder_start_token_id = ids.decoder_start_token_id;
+    let mut encoded = inputs
         .iter()
         .map(|text| tokenizer.encode(text))
         .collect::<t5_core::Result<Vec<_>>>()?;
+    truncate_inputs(
+        &mut encoded,
+        args.max_source_length,
+        dir.config.eos_token_id as u32,
+    );
     if args.task.is_some() && args.adapters.is_empty() && args.hypernetwork.is_none() {
         bail!("--task needs at least one --adapter, or --hypernetwork");
     }
@@ -64,6 +62,53 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The generation options of the command line, each checked against its range before anything
+/// is loaded (the token ids are the model's, set once it is known).
+fn options(args: &GenerateArgs) -> Result<GenerationConfig> {
+    if !(1..=MAX_TOKENS).contains(&args.max_source_length) {
+        bail!(
+            "--max-source-length must be in 1..={MAX_TOKENS}, got {}",
+            args.max_source_length
+        );
+    }
+    let mut config = GenerationConfig::for_model(&t5_core::T5Config::t5_small());
+    config.max_new_tokens = args.max_new_tokens;
+    config.min_new_tokens = args.min_new_tokens;
+    config.num_beams = args.num_beams;
+    config.length_penalty = args.length_penalty;
+    config.early_stopping = match args.early_stopping {
+        EarlyStoppingArg::False => EarlyStopping::Heuristic,
+        EarlyStoppingArg::True => EarlyStopping::Stop,
+        EarlyStoppingArg::Never => EarlyStopping::Never,
+    };
+    config
+        .validate()
+        .map_err(|(key, rule)| anyhow!("--{} {rule}", key.replace('_', "-")))?;
+    Ok(config)
+}
+
+/// Cuts each input to `max_len` tokens as transformers' `truncation=True` does (its first
+/// tokens and `</s>`), with one warning that says which inputs were cut.
+fn truncate_inputs(encoded: &mut [Vec<u32>], max_len: usize, eos: u32) {
+    let cut: Vec<(usize, usize)> = encoded
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, ids)| truncate_source(ids, max_len, eos).map(|n| (i + 1, n)))
+        .collect();
+    let Some(&(first, tokens)) = cut.first() else {
+        return;
+    };
+    let which = match cut.len() {
+        1 => format!("input {first} has {tokens} tokens"),
+        n => format!("{n} inputs are longer (input {first}: {tokens} tokens)"),
+    };
+    tracing::warn!(
+        "{which}, more than --max-source-length {max_len}: cut to the first {} tokens and </s>, \
+         as transformers' truncation=True does; raise --max-source-length to keep more",
+        max_len.saturating_sub(1)
+    );
 }
 
 fn read_inputs(args: &GenerateArgs) -> Result<Vec<String>> {
@@ -106,6 +151,22 @@ impl Job for GenerateJob {
         device: B::Device,
         _backend: &str,
     ) -> Result<Self::Output> {
+        let longest = self.encoded.iter().map(Vec::len).max().unwrap_or(0);
+        let rows = self.batch_size.min(self.encoded.len()) * self.config.num_beams;
+        let what = format!(
+            "generating for inputs of up to {longest} tokens (--batch-size {}, --num-beams {}, \
+             --max-new-tokens {})",
+            self.batch_size, self.config.num_beams, self.config.max_new_tokens
+        );
+        let available = memory_for::<B>(&device);
+        check_memory(
+            &self.dir.config,
+            rows,
+            longest,
+            self.config.max_new_tokens,
+            available,
+            &what,
+        )?;
         let model = self.dir.load_model::<B>(&device)?;
         let set = self.adapters.load::<B>(&model.config, &device)?;
         let task = match (&self.task, set.tasks.len()) {

@@ -43,7 +43,7 @@ pub fn load_hypernetwork<B: Backend>(
         )));
     }
     let read = |name: &str| -> Result<(PathBuf, Vec<u8>)> {
-        let path = dir.join(name);
+        let path = crate::io::file_inside(dir, name, None)?;
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         Ok((path, bytes))
     };
@@ -82,11 +82,9 @@ fn build<B: Backend>(
     model: &T5Config,
     device: &B::Device,
 ) -> Result<HyperNetwork<B>> {
-    let config: HyperNetworkConfig =
-        serde_json::from_slice(&config).map_err(|source| Error::Json {
-            path: config_path.clone(),
-            source,
-        })?;
+    let text = String::from_utf8(config)
+        .map_err(|e| Error::config(&config_path, format!("not UTF-8 text: {e}")))?;
+    let config: HyperNetworkConfig = crate::io::parse_json(&text, &config_path)?;
     config
         .validate(model)
         .map_err(|msg| Error::config(&config_path, msg))?;

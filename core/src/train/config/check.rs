@@ -8,9 +8,14 @@ use serde_json::Value;
 
 use super::run::{EvaluationStrategy, RunConfig};
 use crate::adapter::hyper::HyperConfig;
+use crate::generation::limits::{MAX_NUM_BEAMS, MAX_TOKENS};
 use crate::train::sampler::check_temperature;
 
 type Check = std::result::Result<(), String>;
+
+/// The largest batch (and gradient accumulation) accepted; within it, the memory check at
+/// setup decides.
+pub const MAX_BATCH: usize = 1 << 16;
 
 impl RunConfig {
     /// Every check, in the order of the file's sections.
@@ -126,38 +131,60 @@ impl RunConfig {
                 return Err(format!("`{key}` must be -1 (all) or a count, got {n}"));
             }
         }
-        for (key, n) in [
-            ("max_source_length", self.max_source_length),
-            ("max_target_length", self.max_target_length),
-            ("val_max_target_length", self.val_max_target_length),
-            ("test_max_target_length", self.test_max_target_length),
+        if self.do_train && self.n_train == 0 {
+            return Err(
+                "`n_train` is 0: training would have no examples; set -1 (all) or a count".into(),
+            );
+        }
+        for (key, n, max) in [
+            ("max_source_length", self.max_source_length, MAX_TOKENS),
+            ("max_target_length", self.max_target_length, MAX_TOKENS),
+            (
+                "val_max_target_length",
+                self.val_max_target_length,
+                MAX_TOKENS,
+            ),
+            (
+                "test_max_target_length",
+                self.test_max_target_length,
+                MAX_TOKENS,
+            ),
             (
                 "per_device_train_batch_size",
                 self.per_device_train_batch_size,
+                MAX_BATCH,
             ),
             (
                 "per_device_eval_batch_size",
                 self.per_device_eval_batch_size,
+                MAX_BATCH,
             ),
             (
                 "gradient_accumulation_steps",
                 self.gradient_accumulation_steps,
+                MAX_BATCH,
             ),
-            ("eval_beams", self.eval_beams),
-            ("logging_steps", self.logging_steps),
+            ("eval_beams", self.eval_beams, MAX_NUM_BEAMS),
+            ("logging_steps", self.logging_steps, usize::MAX),
         ] {
             if n == 0 {
                 return Err(format!("`{key}` must be at least 1"));
+            }
+            if n > max {
+                return Err(format!("`{key}` must be in 1..={max}, got {n}"));
             }
         }
         Ok(())
     }
 
     fn check_optimization(&self) -> Check {
-        if self.do_train
-            && self.max_steps <= 0
-            && !(self.num_train_epochs > 0.0 && self.num_train_epochs.is_finite())
-        {
+        if !(self.num_train_epochs >= 0.0 && self.num_train_epochs.is_finite()) {
+            return Err(format!(
+                "`num_train_epochs` must be a finite number >= 0, got {}",
+                self.num_train_epochs
+            ));
+        }
+        if self.do_train && self.max_steps <= 0 && self.num_train_epochs <= 0.0 {
             return Err(format!(
                 "`num_train_epochs` must be positive when `max_steps` is not set, got {}",
                 self.num_train_epochs

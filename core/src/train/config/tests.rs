@@ -691,3 +691,43 @@ fn fixture_run_config_keys_parse() {
         }
     }
 }
+
+/// Issue 14: sizes that would abort on allocation, and numbers that would make training
+/// degenerate silently, are refused naming the key and the valid range.
+#[test]
+fn sizes_and_numbers_out_of_range_name_the_key_and_range() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#""per_device_train_batch_size": 1000000000000"#,
+            "`per_device_train_batch_size` must be in 1..=65536, got 1000000000000",
+        ),
+        (
+            r#""per_device_eval_batch_size": 100000"#,
+            "`per_device_eval_batch_size` must be in 1..=65536",
+        ),
+        (
+            r#""max_source_length": 10000000"#,
+            "`max_source_length` must be in 1..=65536",
+        ),
+        (r#""eval_beams": 1000"#, "`eval_beams` must be in 1..=128"),
+        (
+            r#""temperature": 1e-300"#,
+            "`temperature` must be a finite number >= 0.01",
+        ),
+        (r#""n_train": 0"#, "`n_train` is 0"),
+    ];
+    for (extra, needle) in cases {
+        let e = err(&with(extra));
+        assert!(
+            e.starts_with("configs/x.json: ") && e.contains(needle),
+            "{extra}: {e}"
+        );
+    }
+    // 1e12 is a float in JSON: a type error that names the key.
+    let e = err(&with(r#""per_device_train_batch_size": 1e12"#));
+    assert!(e.contains("`per_device_train_batch_size`"), "{e}");
+    // n_train: 0 is fine when nothing trains.
+    let eval_only = MINIMAL.replace(r#""do_train": true"#, r#""do_eval": true"#);
+    let c = parse(&eval_only.replacen('{', r#"{"n_train": 0,"#, 1));
+    assert!(c.is_ok(), "{c:?}");
+}
