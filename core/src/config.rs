@@ -184,6 +184,12 @@ impl T5Config {
                 return Err(format!("`{name}` must be positive"));
             }
         }
+        if self.num_heads.checked_mul(self.d_kv).is_none() {
+            return Err(format!(
+                "`num_heads` × `d_kv` ({} × {}) is too large",
+                self.num_heads, self.d_kv
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout_rate) {
             return Err(format!(
                 "`dropout_rate` must be in [0, 1), got {}",
