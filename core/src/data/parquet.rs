@@ -1,9 +1,10 @@
 //! Parquet files as the Hugging Face hub serves them (`<config>/<split>-00000-of-00001.parquet`):
 //! one record per row, struct columns flattened to dotted names.
 
-use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use bytes::Bytes;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 
@@ -18,21 +19,36 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
             path.display()
         )));
     }
-    let bad = |msg: String| Error::Config {
+    // From memory: a malformed file can send the reader over page headers again and again,
+    // a read call each from a `File` (minutes), quick from memory (found by fuzzing).
+    let bytes = Bytes::from(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    // The parquet crate panics on some malformed files (a negative column offset, a short
+    // bit-packed run; found by fuzzing): that is this file's error, not the program's end.
+    let rows = catch_unwind(AssertUnwindSafe(|| read_rows(bytes))).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("not a readable parquet file ({reason})"))
+    });
+    rows.map_err(|msg| Error::Config {
         path: path.to_path_buf(),
         msg,
-    };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| bad(format!("not a readable parquet file: {e}")))?;
+    })
+}
+
+fn read_rows(bytes: Bytes) -> std::result::Result<Vec<Record>, String> {
+    let reader = SerializedFileReader::new(bytes)
+        .map_err(|e| format!("not a readable parquet file: {e}"))?;
     let rows = reader
         .get_row_iter(None)
-        .map_err(|e| bad(format!("cannot read rows: {e}")))?;
+        .map_err(|e| format!("cannot read rows: {e}"))?;
     let mut records = Vec::new();
     for (i, row) in rows.enumerate() {
-        let row = row.map_err(|e| bad(format!("row {}: {e}", i + 1)))?;
+        let row = row.map_err(|e| format!("row {}: {e}", i + 1))?;
         let mut record = Record::new();
-        flatten(&mut record, "", &row).map_err(|e| bad(format!("row {}: {e}", i + 1)))?;
+        flatten(&mut record, "", &row).map_err(|e| format!("row {}: {e}", i + 1))?;
         records.push(record);
     }
     Ok(records)
