@@ -83,6 +83,19 @@ pub fn tiny_model() -> &'static T5Config {
     MODEL.get_or_init(|| serde_json::from_str(TINY_MODEL).expect("TINY_MODEL is a T5 config"))
 }
 
+/// For libFuzzer, whose panic hook aborts at any panic, even one that is caught: lets a panic
+/// raised in a source file whose path contains `marker` unwind, silently, to the parser that
+/// catches it (`read_parquet` catches the parquet crate's); any other panic still aborts at
+/// once, and one that is not caught aborts when it leaves the target.
+pub fn unwind_panics_of(marker: &'static str) {
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.location().is_some_and(|l| l.file().contains(marker)) {
+            abort(info);
+        }
+    }));
+}
+
 /// The message of any error, so that its `Display` runs too.
 pub fn message(error: impl std::fmt::Display) -> String {
     error.to_string()
