@@ -100,21 +100,3 @@ pub fn unwind_panics_of(marker: &'static str) {
 pub fn message(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parts_undo_join() {
-        let files: [&[u8]; 3] = [b"{\"a\": 1}", b"\x01\x00\x02", b"rest\x00"];
-        assert_eq!(parts(&join(&files), 3), files);
-        assert_eq!(parts(&join(&files[..2]), 2), files[..2]);
-        assert_eq!(parts(b"no nul", 3), [&b"no nul"[..], b"", b""]);
-        assert_eq!(
-            parts(b"a\0\xff\xff\xff\xffshort", 3),
-            [&b"a"[..], b"short", b""]
-        );
-        assert_eq!(parts(b"", 1), [&b""[..]]);
-    }
-}

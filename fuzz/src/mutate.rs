@@ -165,21 +165,3 @@ fn replace_number(rng: &mut SplitMix64, data: &mut Vec<u8>) {
     let token = TOKENS[below(rng, TOKENS.len())];
     data.splice(start..end, token.iter().copied());
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_seed_gives_the_same_inputs() {
-        let run = |seed| {
-            let mut rng = SplitMix64::new(seed);
-            (0..200)
-                .map(|_| mutate(&mut rng, b"{\"d_model\": 512}", b"other"))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(7), run(7));
-        assert_ne!(run(7), run(8));
-        assert!(run(7).iter().any(|m| m.as_slice() != b"{\"d_model\": 512}"));
-    }
-}

@@ -13,7 +13,7 @@ use t5_fuzz::mutate::mutate;
 use t5_fuzz::{target, Outcome, Target, TARGETS};
 
 /// Mutations per seed in a plain `cargo test`.
-const MUTATIONS: usize = 30;
+const MUTATIONS: usize = 100;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -141,4 +141,31 @@ fn write_seeds() {
             path.display()
         );
     }
+}
+
+#[test]
+fn parts_undo_join() {
+    use t5_fuzz::input::{join, parts};
+    let files: [&[u8]; 3] = [b"{\"a\": 1}", b"\x01\x00\x02", b"rest\x00"];
+    assert_eq!(parts(&join(&files), 3), files);
+    assert_eq!(parts(&join(&files[..2]), 2), files[..2]);
+    assert_eq!(parts(b"no nul", 3), [&b"no nul"[..], b"", b""]);
+    assert_eq!(
+        parts(b"a\0\xff\xff\xff\xffshort", 3),
+        [&b"a"[..], b"short", b""]
+    );
+    assert_eq!(parts(b"", 1), [&b""[..]]);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_mutations() {
+    let run = |seed| {
+        let mut rng = SplitMix64::new(seed);
+        (0..200)
+            .map(|_| mutate(&mut rng, b"{\"d_model\": 512}", b"other"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+    assert!(run(7).iter().any(|m| m.as_slice() != b"{\"d_model\": 512}"));
 }
