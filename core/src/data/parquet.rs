@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use bytes::Bytes;
+use parquet::column::page::Page;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 
@@ -41,6 +42,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
 fn read_rows(bytes: Bytes) -> std::result::Result<Vec<Record>, String> {
     let reader = SerializedFileReader::new(bytes)
         .map_err(|e| format!("not a readable parquet file: {e}"))?;
+    check_dictionaries(&reader)?;
     let rows = reader
         .get_row_iter(None)
         .map_err(|e| format!("cannot read rows: {e}"))?;
@@ -52,6 +54,34 @@ fn read_rows(bytes: Bytes) -> std::result::Result<Vec<Record>, String> {
         records.push(record);
     }
     Ok(records)
+}
+
+/// The parquet crate sizes a dictionary by the value count its page header claims, before
+/// decoding it: a file of 1.6 KB can claim 2^31 values and make it allocate 16 GB (found by
+/// fuzzing). A value takes at least a bit of its page, so a dictionary page that claims more
+/// values than it has bits is refused before any row is read.
+fn check_dictionaries(reader: &SerializedFileReader<Bytes>) -> std::result::Result<(), String> {
+    let bad = |e: parquet::errors::ParquetError| format!("not a readable parquet file: {e}");
+    for g in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(g).map_err(bad)?;
+        for c in 0..group.num_columns() {
+            for page in group.get_column_page_reader(c).map_err(bad)? {
+                if let Page::DictionaryPage {
+                    buf, num_values, ..
+                } = page.map_err(bad)?
+                {
+                    if num_values as usize > 8 * buf.len() {
+                        return Err(format!(
+                            "not a readable parquet file: row group {g}, column {c}: a \
+                             dictionary page claims {num_values} values in {} bytes",
+                            buf.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn flatten(record: &mut Record, prefix: &str, row: &Row) -> std::result::Result<(), String> {
