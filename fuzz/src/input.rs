@@ -85,8 +85,9 @@ pub fn tiny_model() -> &'static T5Config {
 
 /// For libFuzzer, whose panic hook aborts at any panic, even one that is caught: lets a panic
 /// raised in a source file whose path contains `marker` unwind, silently, to the parser that
-/// catches it (`read_parquet` catches the parquet crate's); any other panic still aborts at
-/// once, and one that is not caught aborts when it leaves the target.
+/// catches it (`read_parquet` catches the parquet crate's, `T5Tokenizer::from_bytes` the
+/// tokenizers crate's); any other panic still aborts at once, and one that is not caught aborts
+/// when it leaves the target.
 pub fn unwind_panics_of(marker: &'static str) {
     let abort = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

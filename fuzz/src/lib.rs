@@ -1,7 +1,7 @@
 //! Fuzz targets for every parser that reads bytes a user gives or a download brings: run configs,
 //! data files (JSONL, TSV, parquet), safetensors files and shard indexes, a model's
-//! `config.json`, adapter and hypernetwork directories (their `.npy` task embeddings too), and
-//! the text the tokenizer encodes.
+//! `config.json`, adapter and hypernetwork directories (their `.npy` task embeddings too), the
+//! text the tokenizer encodes and the `tokenizer.json` it reads.
 //!
 //! Each target is a plain function of the input bytes ([`TARGETS`]), so that two harnesses share
 //! them: libFuzzer on nightly (`fuzz/libfuzzer`, one binary per target, for the long runs of
@@ -74,6 +74,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "tokenizer",
         run: tokenizer,
+    },
+    Target {
+        name: "tokenizer_json",
+        run: tokenizer_json,
     },
 ];
 

@@ -480,5 +480,37 @@ fn texts() -> Vec<Seed> {
     ]
     .into_iter()
     .map(|(name, text)| seed("tokenizer", name, text))
+    .chain(tokenizer_files())
     .collect()
+}
+
+/// The fixture tokenizer cut to its first 40 pieces and 4 added tokens (its precompiled
+/// normalizer kept), with and without a normalizer.
+fn tokenizer_files() -> Vec<Seed> {
+    let mut tokenizer: Value =
+        serde_json::from_slice(&read("tests/fixtures/tokenizer/tokenizer.json")).expect("JSON");
+    let vocab = tokenizer["model"]["vocab"]
+        .as_array_mut()
+        .expect("a vocabulary");
+    vocab.truncate(40);
+    let added = tokenizer["added_tokens"]
+        .as_array_mut()
+        .expect("added tokens");
+    let extra = added.pop().expect("an <extra_id_*>");
+    added.truncate(3);
+    let mut extra = extra;
+    extra["id"] = json!(40);
+    added.push(extra);
+    let small = serde_json::to_vec(&tokenizer).expect("JSON");
+    tokenizer["normalizer"] = Value::Null;
+    let bare = serde_json::to_vec(&tokenizer).expect("JSON");
+    vec![
+        seed("tokenizer_json", "ok-t5-40-pieces", small),
+        seed("tokenizer_json", "ok-no-normalizer", bare),
+        seed(
+            "tokenizer_json",
+            "no-bpe-without-merges",
+            r#"{"model": {"type": "BPE", "vocab": {}}}"#,
+        ),
+    ]
 }

@@ -123,6 +123,7 @@ smoke_tests!(
     hypernetwork,
     npy,
     tokenizer,
+    tokenizer_json,
 );
 
 /// Rewrites `fuzz/corpus/` from `t5_fuzz::seeds` when `T5_FUZZ_WRITE_SEEDS` is set; otherwise

@@ -9,5 +9,5 @@ mod weights;
 pub use adapter::{adapter, hypernetwork, npy};
 pub use config::{model_config, run_config};
 pub use data::{jsonl, parquet, tsv};
-pub use text::tokenizer;
+pub use text::{tokenizer, tokenizer_json};
 pub use weights::{safetensors, shard_index};

@@ -1,4 +1,5 @@
-//! Text the tokenizer encodes (inputs to `native generate`, data fields), and ids it decodes.
+//! Text the tokenizer encodes (inputs to `native generate`, data fields), ids it decodes, and
+//! the `tokenizer.json` it is loaded from.
 
 use std::sync::OnceLock;
 
@@ -32,4 +33,16 @@ pub fn tokenizer(data: &[u8]) -> Outcome {
         .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
         .collect();
     tokenizer.decode(&ids).map(drop).map_err(message)
+}
+
+/// A `tokenizer.json` (a downloaded model directory's, or the file the browser page is handed);
+/// once it loads, a sentence encoded with it and decoded back.
+pub fn tokenizer_json(data: &[u8]) -> Outcome {
+    let tokenizer = T5Tokenizer::from_bytes(data).map_err(message)?;
+    let ids = tokenizer
+        .encode("sst2 sentence: Caf\u{e9} <extra_id_0> na\u{ef}ve \u{1f600}!")
+        .map_err(message)?;
+    tokenizer.decode(&ids).map_err(message)?;
+    tokenizer.vocab_size();
+    Ok(())
 }
