@@ -53,9 +53,10 @@ fn parse(bytes: &[u8]) -> std::result::Result<tokenizers::Tokenizer, String> {
 }
 
 /// A call into `tokenizers`, whose panics become errors. `tokenizers` 0.23 panics on some
-/// malformed files instead of returning its error (found by fuzzing): loading a `Precompiled`
-/// normalizer whose charsmap is not one, or encoding with a `single` template that names the
-/// second sequence. Where panics abort (wasm), they still do.
+/// malformed files instead of returning its error: loading a `Precompiled` normalizer whose
+/// charsmap is not one; encoding with a `single` template that names the second sequence, or
+/// through a charsmap whose trie points outside it (`spm_precompiled`; these two found by
+/// fuzzing). Where panics abort (wasm), they still do.
 fn unpanic<T>(call: impl FnOnce() -> tokenizers::Result<T>) -> std::result::Result<T, String> {
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(|e| e.to_string()),
