@@ -1,5 +1,6 @@
 //! T5's SentencePiece tokenizer through the `tokenizers` crate (`tokenizer.json`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -12,31 +13,26 @@ pub struct T5Tokenizer {
 
 impl T5Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let in_file = |e: String| Error::Tokenizer(format!("{}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| in_file(e.to_string()))?;
+        let inner = parse(&bytes).map_err(in_file)?;
         Ok(Self { inner })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let inner = parse(bytes).map_err(Error::Tokenizer)?;
         Ok(Self { inner })
     }
 
     /// Ids of `text` with special tokens (T5 appends `</s>`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = unpanic(|| self.inner.encode(text, true)).map_err(Error::Tokenizer)?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids`, skipping special tokens (pad, `</s>`).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))
+        unpanic(|| self.inner.decode(ids, true)).map_err(Error::Tokenizer)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -45,5 +41,32 @@ impl T5Tokenizer {
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+}
+
+/// A `tokenizer.json`, its syntax checked first: `tokenizers` panics on a syntax error inside
+/// `decoder` (a file cut short there).
+fn parse(bytes: &[u8]) -> std::result::Result<tokenizers::Tokenizer, String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| format!("not valid JSON: {e}"))?;
+    unpanic(|| tokenizers::Tokenizer::from_bytes(bytes))
+}
+
+/// A call into `tokenizers`, whose panics become errors. `tokenizers` 0.23 panics on some
+/// malformed files instead of returning its error: loading a `Precompiled` normalizer whose
+/// charsmap is not one; encoding with a `single` template that names the second sequence, or
+/// through a charsmap whose trie points outside it (`spm_precompiled`; these two found by
+/// fuzzing). Where panics abort (wasm), they still do.
+fn unpanic<T>(call: impl FnOnce() -> tokenizers::Result<T>) -> std::result::Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the tokenizer file is malformed ({reason})"))
+        }
     }
 }

@@ -55,22 +55,27 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Vec<f32>, String> {
         ));
     };
     let shape = field("shape")?;
-    let shape = &shape[1..shape.find(')').ok_or("malformed `shape`")?];
-    let count = shape
+    let shape = shape
+        .find(')')
+        .and_then(|end| shape.get(1..end))
+        .ok_or("malformed `shape`")?;
+    // In bytes, checked: a header may claim more values than any file holds.
+    let size = shape
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| format!("malformed `shape` ({shape})"))
-        })
-        .product::<std::result::Result<usize, String>>()?;
+        .try_fold(width, |size: usize, s| {
+            let n = s
+                .parse::<usize>()
+                .map_err(|_| format!("malformed `shape` ({shape})"))?;
+            size.checked_mul(n)
+                .ok_or_else(|| format!("`shape` ({shape}) is too large"))
+        })?;
     let data = &bytes[start + header_len..];
-    if data.len() != count * width {
+    if data.len() != size {
         return Err(format!(
-            "{} data bytes, but the shape ({shape}) needs {}",
-            data.len(),
-            count * width
+            "{} data bytes, but the shape ({shape}) needs {size}",
+            data.len()
         ));
     }
     Ok(if width == 4 {
@@ -131,5 +136,16 @@ mod tests {
         assert!(parse_npy(b"PK\x03\x04 not numpy")
             .unwrap_err()
             .contains("magic"));
+        // Found by fuzzing: a `)` first, and dimensions whose product overflows.
+        let mut closed_first = npy("<f4", "2,", &[]);
+        let at = closed_first
+            .windows(10)
+            .position(|w| w == b"'shape': (")
+            .unwrap();
+        closed_first[at + 9] = b')';
+        let e = parse_npy(&closed_first).unwrap_err();
+        assert!(e.contains("malformed `shape`"), "{e}");
+        let e = parse_npy(&npy("<f8", "4294967296, 4294967296", &[])).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
     }
 }
