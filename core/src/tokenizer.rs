@@ -5,6 +5,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+mod check;
+
 /// Encodes text to ids (with the trailing `</s>` T5 expects) and decodes ids to text.
 #[derive(Clone)]
 pub struct T5Tokenizer {
@@ -44,11 +46,12 @@ impl T5Tokenizer {
     }
 }
 
-/// A `tokenizer.json`, its syntax checked first: `tokenizers` panics on a syntax error inside
-/// `decoder` (a file cut short there).
+/// A `tokenizer.json`, its syntax checked first (`tokenizers` panics on a syntax error inside
+/// `decoder`, a file cut short there), then the fields on which it panics later (`check`).
 fn parse(bytes: &[u8]) -> std::result::Result<tokenizers::Tokenizer, String> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| format!("not valid JSON: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    check::check(&json)?;
     unpanic(|| tokenizers::Tokenizer::from_bytes(bytes))
 }
 
@@ -56,7 +59,8 @@ fn parse(bytes: &[u8]) -> std::result::Result<tokenizers::Tokenizer, String> {
 /// malformed files instead of returning its error: loading a `Precompiled` normalizer whose
 /// charsmap is not one; encoding with a `single` template that names the second sequence, or
 /// through a charsmap whose trie points outside it (`spm_precompiled`; these two found by
-/// fuzzing). Where panics abort (wasm), they still do.
+/// fuzzing). `check` refuses those files before loading, so that they stay errors where panics
+/// abort (wasm); this catches what it does not know of.
 fn unpanic<T>(call: impl FnOnce() -> tokenizers::Result<T>) -> std::result::Result<T, String> {
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(|e| e.to_string()),

@@ -162,6 +162,37 @@ async fn bad_files_are_error_values_and_change_nothing() {
     assert!(broken.is_err());
 }
 
+/// The `tokenizer.json` files on which the fuzzers found `tokenizers` panicking: a panic aborts
+/// in wasm (a dead worker), so these must be refused before `tokenizers` loads them.
+#[wasm_bindgen_test]
+async fn tokenizers_that_crash_the_tokenizers_crate_are_error_values() {
+    let files: [&[u8]; 3] = [
+        include_bytes!(
+            "../../fuzz/regressions/tokenizer_json/crash-9b20c8bd8045615800a57be4a378ec8ab97a0a0d"
+        ),
+        include_bytes!(
+            "../../fuzz/regressions/tokenizer_json/crash-c3fb4f52a6dbba00dd7a28ee90fadc09cd336705"
+        ),
+        include_bytes!(
+            "../../fuzz/regressions/tokenizer_json/crash-c66e6c43f416d7eaeb491b40ea7f06b27db002c0"
+        ),
+    ];
+    for tokenizer in files {
+        let demo = Demo::load(
+            CONFIG.to_vec(),
+            WEIGHTS.to_vec(),
+            tokenizer.to_vec(),
+            "cpu".into(),
+        );
+        let e = message(
+            demo.await
+                .err()
+                .expect("a malformed tokenizer.json is refused"),
+        );
+        assert!(e.contains("tokenizer"), "{e}");
+    }
+}
+
 /// Issue 14 in the page: a huge input is cut to T5's source length and said so (not a dead
 /// worker), options out of range and nonsense configs are error values naming the key.
 #[wasm_bindgen_test]
