@@ -216,9 +216,7 @@ impl<B: FusedAutodiff> Collective<B> {
     fn wait<T: Send + 'static>(
         &self,
         what: &str,
-        call: impl FnOnce() -> std::result::Result<T, burn_collective::CollectiveError>
-            + Send
-            + 'static,
+        call: impl FnOnce() -> std::result::Result<T, burn_collective::CollectiveError> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -289,4 +287,3 @@ fn start_coordinator(port: u16) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("starting the coordinator: {e}")))?;
     Ok(())
 }
-

@@ -65,13 +65,17 @@ pub fn fingerprint(config: &RunConfig, world: usize) -> u64 {
     })
 }
 
-/// Where each gradient lies in a [`flatten`]ed tensor, in visiting order.
+/// Where each gradient lies in a [`flatten`]ed tensor, in visiting order: every trainable
+/// parameter, with or without a gradient on this rank (a rank's rows may not reach every
+/// task's adapter; the ranks must send tensors of one shape).
 pub struct Layout {
     entries: Vec<(ParamId, Vec<usize>)>,
+    /// Which entries had a gradient here (1) or are zeros (0).
+    present: Vec<f32>,
 }
 
-/// The step's gradients (the backbone's, then the adapters') and `extra` values as one flat
-/// tensor, in the order the modules visit their parameters; `grads` is left empty.
+/// The step's gradients (the backbone's, then the adapters'), one presence flag per trainable
+/// parameter and the `extra` values as one flat tensor; `grads` is left empty.
 pub fn flatten<B: FusedAutodiff>(
     trainable: &Trainable<B>,
     grads: &mut StepGradients,
@@ -81,30 +85,44 @@ pub fn flatten<B: FusedAutodiff>(
     let mut parts = Vec::new();
     let mut layout = Layout {
         entries: Vec::new(),
+        present: Vec::new(),
     };
     if let Some(g) = grads.model.as_mut() {
-        take(&trainable.model, g, &mut parts, &mut layout);
+        take(&trainable.model, g, &mut parts, &mut layout, device);
     }
     if let Some(g) = grads.adapters.as_mut() {
-        take(&trainable.adapters, g, &mut parts, &mut layout);
+        take(&trainable.adapters, g, &mut parts, &mut layout, device);
     }
-    let extra: Vec<f32> = extra.iter().map(|&v| v as f32).collect();
-    parts.push(Tensor::from_floats(extra.as_slice(), device));
+    let mut tail = layout.present.clone();
+    tail.extend(extra.iter().map(|&v| v as f32));
+    parts.push(Tensor::from_floats(tail.as_slice(), device));
     (Tensor::cat(parts, 0), layout)
 }
 
-/// The inverse of [`flatten`]: the gradients back into `grads` (whose `Some`s say which modules
-/// had any), and the extra values.
+/// The inverse of [`flatten`] after the all-reduce: into `grads` (whose `Some`s say which
+/// modules had any) the gradients that some rank had, and the extra values.
 pub fn unflatten<B: FusedAutodiff>(
     trainable: &Trainable<B>,
     grads: &mut StepGradients,
     flat: Tensor<B::InnerBackend, 1>,
     layout: Layout,
 ) -> Vec<f64> {
+    let sizes: usize = layout
+        .entries
+        .iter()
+        .map(|(_, d)| d.iter().product::<usize>())
+        .sum();
+    let tail: Vec<f32> = flat
+        .clone()
+        .slice(sizes..)
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let (present, extra) = tail.split_at(layout.entries.len());
     let mut put = Put::<B::InnerBackend> {
         flat,
         offset: 0,
-        entries: layout.entries.into_iter(),
+        entries: layout.entries.into_iter().zip(present.to_vec()),
         target: GradientsParams::new(),
     };
     if let Some(g) = grads.model.as_mut() {
@@ -115,11 +133,7 @@ pub fn unflatten<B: FusedAutodiff>(
         trainable.adapters.visit(&mut put);
         *g = std::mem::take(&mut put.target);
     }
-    let rest = put.flat.slice(put.offset..);
-    rest.into_data()
-        .iter::<f32>()
-        .map(|v| v as f64)
-        .collect()
+    extra.iter().map(|&v| f64::from(v)).collect()
 }
 
 fn take<B: AutodiffBackend, M: AutodiffModule<B>>(
@@ -127,49 +141,69 @@ fn take<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: &mut GradientsParams,
     parts: &mut Vec<Tensor<B::InnerBackend, 1>>,
     layout: &mut Layout,
+    device: &B::Device,
 ) {
     struct Take<'a, B: AutodiffBackend> {
         grads: &'a mut GradientsParams,
         parts: &'a mut Vec<Tensor<B::InnerBackend, 1>>,
         layout: &'a mut Layout,
+        device: &'a B::Device,
     }
     impl<B: AutodiffBackend> ModuleVisitor<B> for Take<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-                let dims = g.dims().to_vec();
-                self.parts.push(g.reshape([dims.iter().product::<usize>()]));
-                self.layout.entries.push((param.id, dims));
+            let value = param.val();
+            if !value.is_require_grad() {
+                return;
             }
+            let dims = value.dims().to_vec();
+            let n = dims.iter().product::<usize>();
+            let (part, present) = match self.grads.remove::<B::InnerBackend, D>(param.id) {
+                Some(g) => (g.reshape([n]), 1.0),
+                None => (Tensor::zeros([n], self.device), 0.0),
+            };
+            self.parts.push(part);
+            self.layout.entries.push((param.id, dims));
+            self.layout.present.push(present);
         }
     }
     module.visit(&mut Take::<B> {
         grads,
         parts,
         layout,
+        device,
     });
 }
 
 struct Put<B: Backend> {
     flat: Tensor<B, 1>,
     offset: usize,
-    entries: std::vec::IntoIter<(ParamId, Vec<usize>)>,
+    entries: std::iter::Zip<std::vec::IntoIter<(ParamId, Vec<usize>)>, std::vec::IntoIter<f32>>,
     target: GradientsParams,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Put<B::InnerBackend> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         // The same modules visit in the same order as in `take`: the next entry is this
-        // parameter's when it had a gradient.
-        let next = self.entries.as_slice().first();
-        if next.is_none_or(|(id, _)| *id != param.id) {
+        // parameter's when it trains.
+        if !param.val().is_require_grad() {
             return;
         }
-        let (id, dims) = self.entries.next().expect("checked above");
+        let Some(((id, dims), present)) = self.entries.next() else {
+            return;
+        };
         let n: usize = dims.iter().product();
+        if id != param.id {
+            unreachable!("parameters visited in another order than when flattened");
+        }
         let part = self.flat.clone().slice(self.offset..self.offset + n);
         self.offset += n;
-        let dims: [usize; D] = dims.try_into().expect("a gradient has its parameter's rank");
-        self.target
-            .register::<B::InnerBackend, D>(id, part.reshape(dims));
+        // No rank had a gradient: none, as in a run alone (AdamW leaves the parameter be).
+        if present > 0.0 {
+            let dims: [usize; D] = dims
+                .try_into()
+                .expect("a gradient has its parameter's rank");
+            self.target
+                .register::<B::InnerBackend, D>(id, part.reshape(dims));
+        }
     }
 }

@@ -19,10 +19,10 @@ use super::evaluate::{evaluate, format_metrics};
 pub use super::observer::Observer;
 use super::outputs::Outputs;
 use super::policy::{Policy, StepRecord};
+use super::replicas::{fingerprint, Alone, Replicas};
 use super::sampler::MultiTaskSampler;
 use super::schedule::learning_rate;
 use super::setup::{Schedule, Setup};
-use super::replicas::{fingerprint, Alone, Replicas};
 use super::step::{materialize, StepBatch, StepOptions};
 use crate::error::Result;
 use crate::fused::FusedAutodiff;
@@ -78,8 +78,15 @@ pub fn run_replicated<B: FusedAutodiff>(
     let policy = Policy::new(config, &out);
     let mut summary = RunSummary::default();
     if config.do_train {
-        let (state, examples, seconds) =
-            train(config, &mut setup, &mut schedule, &policy, replicas, &device, obs)?;
+        let (state, examples, seconds) = train(
+            config,
+            &mut setup,
+            &mut schedule,
+            &policy,
+            replicas,
+            &device,
+            obs,
+        )?;
         summary.steps = state.step;
         summary.seconds = seconds;
         summary.examples_per_s = examples as f64 / seconds.max(1e-9);
@@ -262,7 +269,11 @@ fn task_mix(config: &RunConfig, data: &[TaskData], schedule: &Schedule) -> Strin
     )
 }
 
-fn step_options<B: FusedAutodiff>(config: &RunConfig, setup: &Setup<B>, world: usize) -> StepOptions {
+fn step_options<B: FusedAutodiff>(
+    config: &RunConfig,
+    setup: &Setup<B>,
+    world: usize,
+) -> StepOptions {
     StepOptions {
         pad_token_id: setup.model_config.pad_token_id as u32,
         label_smoothing: config.label_smoothing,

@@ -87,7 +87,8 @@ impl ParallelJob {
             stop: self.stop.clone(),
             quiet: rank != 0,
         };
-        let out = trainer::run_replicated::<Autodiff<B>>(&self.config, device, &collective, &mut obs);
+        let out =
+            trainer::run_replicated::<Autodiff<B>>(&self.config, device, &collective, &mut obs);
         if let Some(bar) = &obs.bar {
             bar.finish_and_clear();
         }

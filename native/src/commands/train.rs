@@ -15,8 +15,8 @@ use t5_core::train::trainer::{self, Observer, RunSummary};
 use t5_core::train::RunConfig;
 
 use crate::backend::{run_on, Job};
-use crate::commands::parallel::ParallelJob;
 use crate::cli::{BackendArg, TrainArgs};
+use crate::commands::parallel::ParallelJob;
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let mut config = load_config(&args.config)?;
@@ -55,6 +55,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         run_on(backend, TrainJob { config, stop })?
     } else {
         topology.check()?;
+        if topology.nodes > 1 {
+            anyhow::bail!("{MULTI_NODE}");
+        }
         let job = ParallelJob {
             config,
             stop,
@@ -71,6 +74,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Why `--nodes` above 1 is refused (see README, "Data-parallel training").
+const MULTI_NODE: &str = "--nodes: training across processes is not available with \
+burn-collective 0.21.0, whose global all-reduce never returns a second time in a process (its \
+`SyncService::sync` clears a copy of the list of synced peers, not the list); train on the \
+devices of one process with --devices";
 
 /// Reads a run config and prints its warnings (`warning: <path>: <msg>`) on stderr, before
 /// anything else is printed, so they are not lost above a long run's output.
