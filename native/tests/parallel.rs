@@ -257,4 +257,17 @@ fn bad_topologies_are_clear_errors() {
         assert!(errors[0].contains(needle), "{needle} not in {stderr}");
     }
     assert!(!tmp.path().join("bad").exists(), "nothing was written");
+
+    // Rank 0 cannot take its output directory (a file is in the way): the run ends with its
+    // error at once, not when rank 1 gives up waiting for it (600 s by default).
+    std::fs::write(tmp.path().join("bad"), "").unwrap();
+    let started = Instant::now();
+    let out = native()
+        .args(["train", run.to_str().unwrap(), "--devices", "0,1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{stderr}");
+    assert!(stderr.contains("(rank 0)"), "{stderr}");
 }

@@ -287,3 +287,79 @@ fn start_coordinator(port: u16) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("starting the coordinator: {e}")))?;
     Ok(())
 }
+
+#[cfg(all(test, feature = "cpu"))]
+mod tests {
+    use burn::backend::Autodiff;
+
+    use super::*;
+    use crate::backend::Cpu;
+
+    type B = Autodiff<Cpu>;
+
+    fn two_devices(timeout_s: u64) -> Topology {
+        Topology {
+            nodes: 1,
+            node_rank: 0,
+            coordinator: None,
+            devices: 2,
+            timeout: Duration::from_secs(timeout_s),
+        }
+    }
+
+    /// burn's collective server is one per process and backend: the cases run in turn, each
+    /// from a reset server.
+    #[test]
+    fn ranks_missing_gone_or_at_odds_are_errors_within_the_timeout() {
+        // A device that never joins.
+        burn_collective::reset_collective::<Cpu>();
+        let started = std::time::Instant::now();
+        let e = Collective::<B>::join(&two_devices(2), 0, Default::default())
+            .err()
+            .expect("a missing rank is an error");
+        assert!(
+            e.to_string()
+                .contains("no answer from the other ranks within 2 s"),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        // Two ranks with different configs: both refuse.
+        burn_collective::reset_collective::<Cpu>();
+        let results: Vec<String> = std::thread::scope(|s| {
+            let ranks: Vec<_> = (0..2)
+                .map(|local| {
+                    s.spawn(move || {
+                        let c = Collective::<B>::join(&two_devices(20), local, Default::default())?;
+                        c.agree("run config", 7 + local as u64)
+                    })
+                })
+                .collect();
+            ranks
+                .into_iter()
+                .map(|h| h.join().unwrap().err().expect("refused").to_string())
+                .collect()
+        });
+        for e in &results {
+            assert!(e.contains("has another run config"), "{e}");
+        }
+
+        // A rank that leaves the run: the other's next exchange fails within the timeout.
+        burn_collective::reset_collective::<Cpu>();
+        let started = std::time::Instant::now();
+        let result = std::thread::scope(|s| {
+            let gone = s.spawn(|| Collective::<B>::join(&two_devices(3), 1, Default::default()));
+            let c = Collective::<B>::join(&two_devices(3), 0, Default::default())?;
+            assert!(gone.join().unwrap().is_ok());
+            c.agree("step", 1)
+        });
+        let e = result.err().expect("a gone rank is an error");
+        assert!(
+            e.to_string()
+                .contains("rank 0: comparing the ranks: no answer"),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15));
+        burn_collective::reset_collective::<Cpu>();
+    }
+}

@@ -14,6 +14,7 @@ use t5_core::train::RunConfig;
 use crate::backend::Job;
 use crate::commands::train::Progress;
 
+#[derive(Clone)]
 pub struct ParallelJob {
     pub config: RunConfig,
     pub stop: Arc<AtomicBool>,
@@ -38,28 +39,25 @@ impl Job for ParallelJob {
                 .map(|&i| nth_device::<B>(backend, i))
                 .collect()
         };
-        let job = &self;
-        let results: Vec<Result<RunSummary>> = std::thread::scope(|s| {
-            let ranks: Vec<_> = devices
-                .into_iter()
-                .enumerate()
-                .map(|(local, device)| s.spawn(move || job.rank::<B>(local, device)))
-                .collect();
-            ranks
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a training thread panicked")))
-                })
-                .collect()
-        });
+        // Plain threads, not scoped ones: the first error ends the process at once, without
+        // waiting for the other ranks to notice it (they would, at their timeout).
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (local, device) in devices.into_iter().enumerate() {
+            let (job, tx) = (self.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let _ = tx.send((local, job.rank::<B>(local, device)));
+            });
+        }
+        drop(tx);
         // The summary of this process's first rank (rank 0's on node 0).
         let mut first = None;
-        for r in results {
-            let r = r?;
-            first.get_or_insert(r);
+        for (local, result) in rx {
+            let summary = result?;
+            if local == 0 {
+                first = Some(summary);
+            }
         }
-        first.ok_or_else(|| anyhow!("no device to train on"))
+        first.ok_or_else(|| anyhow!("a training thread panicked"))
     }
 }
 
