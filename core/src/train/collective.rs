@@ -337,7 +337,7 @@ mod tests {
                 .collect();
             ranks
                 .into_iter()
-                .map(|h| h.join().unwrap().err().expect("refused").to_string())
+                .map(|h| h.join().unwrap().expect_err("refused").to_string())
                 .collect()
         });
         for e in &results {
@@ -353,7 +353,7 @@ mod tests {
             assert!(gone.join().unwrap().is_ok());
             c.agree("step", 1)
         });
-        let e = result.err().expect("a gone rank is an error");
+        let e = result.expect_err("a gone rank is an error");
         assert!(
             e.to_string()
                 .contains("rank 0: comparing the ranks: no answer"),
