@@ -209,6 +209,27 @@ pub struct TrainArgs {
     /// Override the config's `max_steps`.
     #[arg(long)]
     pub max_steps: Option<i64>,
+    /// Data-parallel training: the number of processes (one per machine), each with its
+    /// `--devices`. Defaults to SLURM's `SLURM_NNODES`, else 1.
+    #[arg(long, env = "SLURM_NNODES", default_value_t = 1)]
+    pub nodes: usize,
+    /// This process among the `--nodes`, from 0; rank 0 hosts the coordinator and writes the
+    /// outputs. Defaults to SLURM's `SLURM_NODEID`, else 0.
+    #[arg(long, env = "SLURM_NODEID", default_value_t = 0)]
+    pub node_rank: usize,
+    /// `HOST:PORT` of the coordinator (node 0) that the nodes meet at; node R also listens on
+    /// PORT+1+R. Needed with more than one node.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// Devices of this process that train side by side, one rank each (e.g. `0,1,2,3`, wgpu's
+    /// discrete GPUs by index; with the CPU backend, threads sharing the CPU).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<usize>,
+    /// Seconds a rank waits for the others (at start-up and at each step's gradient exchange)
+    /// before it gives up with an error: a rank that died, a node that cannot connect. Rank 0's
+    /// evaluations and checkpoints happen while the others wait, so leave room for them.
+    #[arg(long, default_value_t = 600)]
+    pub collective_timeout: u64,
 }
 
 /// Which split to score.

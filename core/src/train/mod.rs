@@ -13,6 +13,8 @@
 pub mod adapters;
 pub mod batch;
 pub mod checkpoint;
+#[cfg(feature = "collective")]
+pub mod collective;
 pub mod config;
 pub mod data;
 pub mod evaluate;
@@ -24,6 +26,7 @@ pub mod optim;
 pub mod outputs;
 pub mod plot;
 pub mod policy;
+pub mod replicas;
 pub mod sampler;
 pub mod schedule;
 pub mod setup;

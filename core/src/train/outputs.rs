@@ -1,7 +1,8 @@
 //! A run's output directory and the files in it that are not checkpoints or exports:
 //! `config.json` (the resolved run config), `metrics.jsonl` (one JSON line per logged step or
 //! evaluation), `val_results.json` / `test_results.json` and `training_curves.svg`; and the
-//! directory's [lock](super::lock), held while the run lasts.
+//! directory's [lock](super::lock), held while the run lasts. In a data-parallel run only rank 0
+//! writes; the other ranks hold a [follower](Outputs::follower) that reads checkpoints only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ const CURVES_FILE: &str = "training_curves.svg";
 /// Where a run writes, locked against other runs until this is dropped.
 pub struct Outputs {
     pub dir: PathBuf,
-    _lock: OutputLock,
+    /// `None` for a follower, which writes nothing.
+    lock: Option<OutputLock>,
 }
 
 impl Outputs {
@@ -46,7 +48,24 @@ impl Outputs {
             &dir.join(RUN_CONFIG_FILE),
             config.resolved_json().as_bytes(),
         )?;
-        Ok(Self { dir, _lock: lock })
+        Ok(Self {
+            dir,
+            lock: Some(lock),
+        })
+    }
+
+    /// The output directory as a rank other than 0 of a data-parallel run sees it: it resumes
+    /// from its checkpoints and writes nothing (no lock, no log, no results).
+    pub fn follower(config: &RunConfig) -> Self {
+        Self {
+            dir: config.output_dir.clone(),
+            lock: None,
+        }
+    }
+
+    /// Whether this run writes its outputs (false on a follower).
+    pub fn writes(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// `checkpoint-<step>/`.
@@ -56,6 +75,9 @@ impl Outputs {
 
     /// Starts a fresh `metrics.jsonl` (a resumed run appends to its own).
     pub fn restart_log(&self) {
+        if !self.writes() {
+            return;
+        }
         let _ = std::fs::remove_file(self.dir.join(METRICS_FILE));
     }
 
@@ -79,6 +101,9 @@ impl Outputs {
     /// checkpoint: the steps after it are done again and logged again. A line cut short by a
     /// crash goes too.
     pub fn truncate_log(&self, step: usize) -> Result<()> {
+        if !self.writes() {
+            return Ok(());
+        }
         let path = self.dir.join(METRICS_FILE);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(());
@@ -101,6 +126,9 @@ impl Outputs {
 
     fn append(&self, value: &serde_json::Value) -> Result<()> {
         use std::io::Write;
+        if !self.writes() {
+            return Ok(());
+        }
         let path = self.dir.join(METRICS_FILE);
         let mut f = std::fs::OpenOptions::new()
             .create(true)

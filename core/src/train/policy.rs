@@ -20,6 +20,8 @@ pub struct StepRecord {
     pub loss: f64,
     pub lr: f64,
     pub examples_per_s: f64,
+    /// Whether an interrupt (Ctrl-C) came, on any rank: save and stop.
+    pub interrupted: bool,
 }
 
 /// The run config's answers to "what now?", and the output directory they write to.
@@ -76,9 +78,11 @@ impl<'a> Policy<'a> {
         }
         // A new best was saved just now: saving the same step again would only open a moment
         // with no checkpoint of it (the old one removed, the new one not yet renamed).
-        let saved = self.evaluate_now(step) && self.evaluate(setup, state, obs)?;
-        let interrupted = obs.interrupted();
-        if self.save_now(step) || interrupted {
+        // In a data-parallel run rank 0 alone evaluates and saves (a follower writes nothing).
+        let writes = self.out.writes();
+        let saved = writes && self.evaluate_now(step) && self.evaluate(setup, state, obs)?;
+        let interrupted = record.interrupted;
+        if writes && (self.save_now(step) || interrupted) {
             if !saved {
                 let tr = &setup.trainable;
                 tr.save(&self.out.checkpoint(step), state, &setup.model_config)?;

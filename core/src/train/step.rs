@@ -25,6 +25,9 @@ use crate::model::T5ForConditionalGeneration;
 pub struct StepBatch<'a> {
     pub examples: Vec<&'a Example>,
     pub adapters: Vec<Option<&'a str>>,
+    /// The target tokens the loss is a mean over, when the batch is one rank's part of a
+    /// data-parallel batch: those of the whole batch (`None`: this batch's own).
+    pub mean_over_tokens: Option<usize>,
 }
 
 /// What a step's forward and backward produce.
@@ -64,10 +67,8 @@ pub fn gradients<B: FusedAutodiff>(
     materialize(set);
     // Every row's labels count in the mean loss (padding, added by `collate`, does not).
     let tokens: usize = batch
-        .examples
-        .iter()
-        .map(|e| e.labels.len())
-        .sum::<usize>()
+        .mean_over_tokens
+        .unwrap_or_else(|| batch.examples.iter().map(|e| e.labels.len()).sum())
         .max(1);
     let per_shard = rows.div_ceil(shards);
     let parts: Vec<(&[&Example], &[Option<&str>])> = batch
@@ -156,7 +157,7 @@ fn shard_gradients<B: FusedAutodiff>(
 }
 
 /// Initializes every lazily initialized parameter of `module` in place.
-fn materialize<B: Backend, M: Module<B>>(module: &M) {
+pub(crate) fn materialize<B: Backend, M: Module<B>>(module: &M) {
     struct Touch;
     impl<B: Backend> ModuleVisitor<B> for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -257,6 +258,7 @@ mod tests {
             let batch = StepBatch {
                 examples: vec![&example],
                 adapters: vec![Some("task")],
+                mean_over_tokens: None,
             };
             gradients(&model, &set, batch, options).unwrap().loss
         };

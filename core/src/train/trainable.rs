@@ -3,13 +3,12 @@
 //! norm, and applied.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 
 use super::adapters::RunAdapters;
 use super::config::RunConfig;
 use super::optim::{clip_factor, scale, squared_norm, GroupedAdamW};
-use super::step::{add, gradients, StepBatch, StepOptions};
+use super::step::{add, gradients, StepBatch, StepGradients, StepOptions};
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::FusedAutodiff;
@@ -58,15 +57,35 @@ impl<B: FusedAutodiff> Trainable<B> {
         lr: f64,
         max_grad_norm: f64,
     ) -> Result<f64> {
-        let mut model_grads: Option<GradientsParams> = None;
-        let mut set_grads: Option<GradientsParams> = None;
-        let mut loss = 0.0;
+        let grads = self.accumulate(batches, options)?;
+        let loss = grads.loss;
+        self.apply(grads, lr, max_grad_norm);
+        Ok(loss)
+    }
+
+    /// The gradients of `batches` summed (gradient accumulation), not yet applied.
+    pub fn accumulate(
+        &self,
+        batches: Vec<StepBatch>,
+        options: StepOptions,
+    ) -> Result<StepGradients> {
+        let mut total = StepGradients {
+            loss: 0.0,
+            model: None,
+            adapters: None,
+        };
         for batch in batches {
             let g = gradients(&self.model, &self.adapters, batch, options)?;
-            loss += g.loss;
-            model_grads = add(&self.model, model_grads, g.model);
-            set_grads = add(&self.adapters, set_grads, g.adapters);
+            total.loss += g.loss;
+            total.model = add(&self.model, total.model, g.model);
+            total.adapters = add(&self.adapters, total.adapters, g.adapters);
         }
+        Ok(total)
+    }
+
+    /// Clips `grads` to `max_grad_norm` and takes an AdamW step at learning rate `lr`.
+    pub fn apply(&mut self, grads: StepGradients, lr: f64, max_grad_norm: f64) {
+        let (mut model_grads, mut set_grads) = (grads.model, grads.adapters);
         // One global norm over everything that trains, as PyTorch's `clip_grad_norm_`.
         let norm = (model_grads
             .as_ref()
@@ -95,7 +114,6 @@ impl<B: FusedAutodiff> Trainable<B> {
             let adapters = std::mem::replace(&mut self.adapters, hollow);
             self.adapters = self.adapters_optim.step(lr, adapters, g);
         }
-        Ok(loss)
     }
 
     /// Whether a training step draws random numbers (dropout in the model or the adapters).

@@ -230,6 +230,7 @@ fn train_bench<B: t5_core::fused::FusedAutodiff>(
         let rows = StepBatch {
             examples: examples.iter().collect(),
             adapters: vec![adapters.then_some("task"); examples.len()],
+            mean_over_tokens: None,
         };
         let grads = gradients(&model, &set, rows, options)?;
         if let Some(g) = grads.adapters {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod parallel;
 pub mod train;
 
 use anyhow::Result;

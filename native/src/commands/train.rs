@@ -3,17 +3,20 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use burn::backend::Autodiff;
 use indicatif::{ProgressBar, ProgressStyle};
 use t5_core::backend::BackendKind;
+use t5_core::train::collective::Topology;
 use t5_core::train::lock::OutputLock;
 use t5_core::train::trainer::{self, Observer, RunSummary};
 use t5_core::train::RunConfig;
 
 use crate::backend::{run_on, Job};
 use crate::cli::{BackendArg, TrainArgs};
+use crate::commands::parallel::ParallelJob;
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let mut config = load_config(&args.config)?;
@@ -41,7 +44,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eprintln!("\ninterrupt: saving a checkpoint before stopping (Ctrl-C again to abort)");
     })
     .context("installing the Ctrl-C handler")?;
-    let summary = run_on(backend, TrainJob { config, stop })?;
+    let topology = Topology {
+        nodes: args.nodes,
+        node_rank: args.node_rank,
+        coordinator: args.coordinator,
+        devices: args.devices.len().max(1),
+        timeout: Duration::from_secs(args.collective_timeout.max(1)),
+    };
+    let summary = if topology.world() == 1 && args.devices.is_empty() {
+        run_on(backend, TrainJob { config, stop })?
+    } else {
+        topology.check()?;
+        if topology.nodes > 1 {
+            anyhow::bail!("{MULTI_NODE}");
+        }
+        let job = ParallelJob {
+            config,
+            stop,
+            topology,
+            devices: args.devices,
+        };
+        run_on(backend, job)?
+    };
     tracing::info!(
         "done: {} steps in {:.0} s ({:.1} examples/s)",
         summary.steps,
@@ -50,6 +74,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Why `--nodes` above 1 is refused (see README, "Data-parallel training").
+const MULTI_NODE: &str = "--nodes: training across processes is not available with \
+burn-collective 0.21.0, whose global all-reduce never returns a second time in a process (its \
+`SyncService::sync` clears a copy of the list of synced peers, not the list); train on the \
+devices of one process with --devices";
 
 /// Reads a run config and prints its warnings (`warning: <path>: <msg>`) on stderr, before
 /// anything else is printed, so they are not lost above a long run's output.
@@ -77,6 +107,7 @@ impl Job for TrainJob {
         let mut obs = Progress {
             bar: None,
             stop: self.stop,
+            quiet: false,
         };
         let out = trainer::run::<Autodiff<B>>(&self.config, device, &mut obs);
         if let Some(bar) = &obs.bar {
@@ -86,14 +117,19 @@ impl Job for TrainJob {
     }
 }
 
-/// A progress bar with loss, learning rate, examples/s and ETA.
-struct Progress {
-    bar: Option<ProgressBar>,
-    stop: Arc<AtomicBool>,
+/// A progress bar with loss, learning rate, examples/s and ETA (none when `quiet`: the ranks
+/// other than 0 of a data-parallel run, which print only warnings).
+pub(crate) struct Progress {
+    pub bar: Option<ProgressBar>,
+    pub stop: Arc<AtomicBool>,
+    pub quiet: bool,
 }
 
 impl Observer for Progress {
     fn message(&mut self, text: &str) {
+        if self.quiet && !text.starts_with("warning") {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),
@@ -101,6 +137,9 @@ impl Observer for Progress {
     }
 
     fn start(&mut self, total_steps: usize, first_step: usize) {
+        if self.quiet {
+            return;
+        }
         let bar = ProgressBar::new(total_steps as u64);
         bar.set_style(
             ProgressStyle::with_template(
