@@ -8,7 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
 use common::*;
 use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::{ModelDir, Weights};
@@ -78,19 +77,23 @@ mod wgpu {
 }
 
 /// The adapter files hold the reference's tensors bit for bit, under its names; the run config
-/// is carried over and the activation taken from it; nothing is left unexplained.
+/// is carried over and the activation taken from it; nothing is left unexplained but the missing
+/// tokenizer.json.
 #[test]
 fn adapter_files_and_run_config_are_the_seeds() {
     let (out, report) = import(&seed_checkpoint());
     assert!(report.unknown.is_empty(), "{:?}", report.unknown);
-    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    // The seed saved no tokenizer.json (its tokenizer was the slow SentencePiece one): said once.
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(report.notes[0].contains("no tokenizer.json"), "{:?}", report.notes);
     for task in TASKS {
         let reference = fixtures().join("adapters/seed-v1_0").join(task);
         let mut want = Weights::from_file(&reference.join("adapter.safetensors")).unwrap();
         let path = out.path().join("adapters").join(task);
         let mut got = Weights::from_file(&path.join("adapter.safetensors")).unwrap();
         assert_eq!(got.names(), want.names(), "{task}");
-        for name in want.names().iter().map(|n| n.to_string()) {
+        let names: Vec<String> = want.names().iter().map(|n| n.to_string()).collect();
+        for name in names {
             let shape = want.shape(&name).unwrap().to_vec();
             assert_eq!(
                 got.take_values(&name, &shape).unwrap(),
