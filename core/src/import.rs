@@ -91,7 +91,11 @@ pub fn import_seed<B: Backend>(src: &Path, out: &Path, device: &B::Device) -> Re
         ..Default::default()
     };
     let tokenizer = file_inside(src, TOKENIZER_FILE, None)?;
-    save_pretrained(&model, tokenizer.is_file().then_some(tokenizer.as_path()), &report.model)?;
+    save_pretrained(
+        &model,
+        tokenizer.is_file().then_some(tokenizer.as_path()),
+        &report.model,
+    )?;
     if !tokenizer.is_file() {
         report.notes.push(format!(
             "{}: no tokenizer.json; copy one into {} (transformers: \
@@ -103,7 +107,13 @@ pub fn import_seed<B: Backend>(src: &Path, out: &Path, device: &B::Device) -> Re
     let (positions, unknown) = sort_keys(&weights, config);
     report.unknown = unknown;
     let seed_run = find_run_config(src)?;
-    let options = adapter_options(&weights, &positions, config, seed_run.as_ref(), &mut report.notes)?;
+    let options = adapter_options(
+        &weights,
+        &positions,
+        config,
+        seed_run.as_ref(),
+        &mut report.notes,
+    )?;
     if let Some(options) = &options {
         for task in tasks_of(&positions) {
             let path = out.join("adapters").join(&task);
@@ -122,8 +132,10 @@ pub fn import_seed<B: Backend>(src: &Path, out: &Path, device: &B::Device) -> Re
 /// Splits the tensors no backbone part took into adapter positions and unknown keys.
 fn sort_keys(weights: &Weights, config: &T5Config) -> (BTreeMap<String, Position>, Vec<String>) {
     let tied = |n: &str| {
-        matches!(n, "encoder.embed_tokens.weight" | "decoder.embed_tokens.weight")
-            || (n == "lm_head.weight" && config.tie_word_embeddings)
+        matches!(
+            n,
+            "encoder.embed_tokens.weight" | "decoder.embed_tokens.weight"
+        ) || (n == "lm_head.weight" && config.tie_word_embeddings)
             || n == "shared.weight"
             || n.ends_with("EncDecAttention.relative_attention_bias.weight")
     };
@@ -142,15 +154,25 @@ fn sort_keys(weights: &Weights, config: &T5Config) -> (BTreeMap<String, Position
             if let Some((task, leaf)) = task_rest.split_once('.') {
                 if matches!(
                     leaf,
-                    "down_sampler.weight" | "down_sampler.bias" | "up_sampler.weight" | "up_sampler.bias"
+                    "down_sampler.weight"
+                        | "down_sampler.bias"
+                        | "up_sampler.weight"
+                        | "up_sampler.bias"
                 ) {
-                    entry.tasks.entry(task.to_string()).or_default().insert(leaf.to_string());
+                    entry
+                        .tasks
+                        .entry(task.to_string())
+                        .or_default()
+                        .insert(leaf.to_string());
                     continue;
                 }
             }
         } else if matches!(
             rest,
-            "pre_layer_norm.weight" | "pre_layer_norm.bias" | "post_layer_norm.weight" | "post_layer_norm.bias"
+            "pre_layer_norm.weight"
+                | "pre_layer_norm.bias"
+                | "post_layer_norm.weight"
+                | "post_layer_norm.bias"
         ) {
             entry.norms.insert(rest.to_string());
             continue;
@@ -161,7 +183,10 @@ fn sort_keys(weights: &Weights, config: &T5Config) -> (BTreeMap<String, Position
 }
 
 fn tasks_of(positions: &BTreeMap<String, Position>) -> BTreeSet<String> {
-    positions.values().flat_map(|p| p.tasks.keys().cloned()).collect()
+    positions
+        .values()
+        .flat_map(|p| p.tasks.keys().cloned())
+        .collect()
 }
 
 /// The seed's adapter options that the tensors imply; `None` without adapters. The activation is
@@ -179,15 +204,19 @@ fn adapter_options(
     let task = first.tasks.keys().next().expect("a task");
     let down = format!("{pos}.adapter_controller.adapters.{task}.down_sampler.weight");
     let bottleneck = match weights.shape(&down) {
-        Some([rows, cols]) if *cols == config.d_model && *rows > 0 && config.d_model % rows == 0 => *rows,
+        Some([rows, cols])
+            if *cols == config.d_model && *rows > 0 && config.d_model % rows == 0 =>
+        {
+            *rows
+        }
         other => {
             return Err(Error::checkpoint(
                 weights.origin(),
                 format!(
-                    "`{down}` has shape {other:?}; a seed adapter's is [d_model / reduction_factor, \
+                "`{down}` has shape {other:?}; a seed adapter's is [d_model / reduction_factor, \
                      d_model] with d_model {}",
-                    config.d_model
-                ),
+                config.d_model
+            ),
             ))
         }
     };
@@ -207,7 +236,9 @@ fn adapter_options(
     Ok(Some(SeedAdapterConfig {
         reduction_factor: config.d_model / bottleneck,
         non_linearity,
-        add_adapter_in_feed_forward: any_pos(&|p| p.ends_with(".layer.1") || p.ends_with(".layer.2")),
+        add_adapter_in_feed_forward: any_pos(&|p| {
+            p.ends_with(".layer.1") || p.ends_with(".layer.2")
+        }),
         add_adapter_in_self_attention: any_pos(&|p| p.ends_with(".layer.0")),
         add_adapters_in_decoder: any_pos(&|p| p.starts_with("decoder.")),
         add_layer_norm_before_adapter: any_norm("pre_layer_norm.weight"),
@@ -229,7 +260,10 @@ fn write_adapter(
     let mut tensors = Vec::new();
     for p in (0..num_positions(config)).filter(|&p| has_adapter(&expected, p)) {
         let pos = position_name(config, p);
-        if !positions.get(&pos).is_some_and(|x| x.tasks.contains_key(task)) {
+        if !positions
+            .get(&pos)
+            .is_some_and(|x| x.tasks.contains_key(task))
+        {
             return Err(Error::checkpoint(
                 weights.origin(),
                 format!("task `{task}` has no adapter at `{pos}`, where its other sublayers of the kind have one"),
@@ -242,9 +276,21 @@ fn write_adapter(
             Ok(())
         };
         let a = format!("{seed}.adapters.{task}");
-        put(format!("{a}.down_sampler.weight"), "down.weight", vec![bottleneck, d])?;
-        put(format!("{a}.down_sampler.bias"), "down.bias", vec![bottleneck])?;
-        put(format!("{a}.up_sampler.weight"), "up.weight", vec![d, bottleneck])?;
+        put(
+            format!("{a}.down_sampler.weight"),
+            "down.weight",
+            vec![bottleneck, d],
+        )?;
+        put(
+            format!("{a}.down_sampler.bias"),
+            "down.bias",
+            vec![bottleneck],
+        )?;
+        put(
+            format!("{a}.up_sampler.weight"),
+            "up.weight",
+            vec![d, bottleneck],
+        )?;
         put(format!("{a}.up_sampler.bias"), "up.bias", vec![d])?;
         for (on, norm) in [
             (options.add_layer_norm_before_adapter, "pre_layer_norm"),
@@ -252,7 +298,11 @@ fn write_adapter(
         ] {
             if on {
                 for leaf in ["weight", "bias"] {
-                    put(format!("{seed}.{norm}.{leaf}"), &format!("{norm}.{leaf}"), vec![d])?;
+                    put(
+                        format!("{seed}.{norm}.{leaf}"),
+                        &format!("{norm}.{leaf}"),
+                        vec![d],
+                    )?;
                 }
             }
         }
@@ -289,13 +339,19 @@ fn find_run_config(src: &Path) -> Result<Option<(PathBuf, serde_json::Value)>> {
     let mut names: Vec<String> = std::fs::read_dir(src)
         .map_err(|e| Error::io(src, e))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".json") && !n.ends_with(".index.json") && !HF_FILES.contains(&n.as_str()))
+        .filter(|n| {
+            n.ends_with(".json") && !n.ends_with(".index.json") && !HF_FILES.contains(&n.as_str())
+        })
         .collect();
     names.sort();
     for name in names {
         let path = file_inside(src, &name, None)?;
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         if value.get("tasks").is_some() && value.get("model_name_or_path").is_some() {
             return Ok(Some((path, value)));
         }
@@ -305,7 +361,11 @@ fn find_run_config(src: &Path) -> Result<Option<(PathBuf, serde_json::Value)>> {
 
 /// `out/run.json`: the seed's run config, training on from the imported model; checked by the
 /// run config's reader (its complaints become notes: the file is still the user's to edit).
-fn write_run_config(mut value: serde_json::Value, out: &Path, report: &mut ImportReport) -> Result<PathBuf> {
+fn write_run_config(
+    mut value: serde_json::Value,
+    out: &Path,
+    report: &mut ImportReport,
+) -> Result<PathBuf> {
     let model = report.model.display().to_string();
     value["model_name_or_path"] = model.clone().into();
     if value.get("tokenizer_name").is_some() {
@@ -315,8 +375,15 @@ fn write_run_config(mut value: serde_json::Value, out: &Path, report: &mut Impor
     let text = serde_json::to_string_pretty(&value).expect("serializable");
     write_atomic(&path, text.as_bytes())?;
     match RunConfig::load(&path) {
-        Ok(loaded) => report.notes.extend(loaded.warnings.into_iter().map(|w| format!("{}: {w}", path.display()))),
-        Err(e) => report.notes.push(format!("{e} (edit it before `native train`)")),
+        Ok(loaded) => report.notes.extend(
+            loaded
+                .warnings
+                .into_iter()
+                .map(|w| format!("{}: {w}", path.display())),
+        ),
+        Err(e) => report
+            .notes
+            .push(format!("{e} (edit it before `native train`)")),
     }
     Ok(path)
 }

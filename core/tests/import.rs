@@ -39,7 +39,12 @@ fn imported_matches_the_seed_reference<B: t5_core::fused::FusedOps>(device: &B::
     }
     assert_eq!(report.adapters.len(), 2);
     for task in TASKS {
-        let g = json(fixtures().join("adapters/seed-v1_0").join(task).join("golden.json"));
+        let g = json(
+            fixtures()
+                .join("adapters/seed-v1_0")
+                .join(task)
+                .join("golden.json"),
+        );
         let adapters = Adapters::task(&set, task).unwrap();
         let ids = int_tensor::<B>(&g.ints("input_ids"), device);
         let mask = int_tensor::<B>(&g.ints("attention_mask"), device);
@@ -85,7 +90,11 @@ fn adapter_files_and_run_config_are_the_seeds() {
     assert!(report.unknown.is_empty(), "{:?}", report.unknown);
     // The seed saved no tokenizer.json (its tokenizer was the slow SentencePiece one): said once.
     assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
-    assert!(report.notes[0].contains("no tokenizer.json"), "{:?}", report.notes);
+    assert!(
+        report.notes[0].contains("no tokenizer.json"),
+        "{:?}",
+        report.notes
+    );
     for task in TASKS {
         let reference = fixtures().join("adapters/seed-v1_0").join(task);
         let mut want = Weights::from_file(&reference.join("adapter.safetensors")).unwrap();
@@ -158,5 +167,8 @@ fn what_cannot_be_placed_is_said() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("hypernetwork") && err.contains("not supported yet"), "{err}");
+    assert!(
+        err.contains("hypernetwork") && err.contains("not supported yet"),
+        "{err}"
+    );
 }

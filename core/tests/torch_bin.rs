@@ -124,7 +124,10 @@ fn bin_shards_stay_inside_their_directory() {
     .unwrap();
     let err = model.load_model::<t5_core::backend::Cpu>(&Default::default());
     let err = err.err().unwrap().to_string();
-    assert!(err.contains("`../outside.bin`") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("`../outside.bin`") && err.contains("refused"),
+        "{err}"
+    );
     std::fs::write(&index, &text).unwrap();
     std::fs::remove_file(dir.join("pytorch_model-00003-of-00003.bin")).unwrap();
     let err = model.load_model::<t5_core::backend::Cpu>(&Default::default());

@@ -15,7 +15,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
-use crate::files::{TORCH_WEIGHTS_FILE, TORCH_WEIGHTS_INDEX_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::files::{
+    TORCH_WEIGHTS_FILE, TORCH_WEIGHTS_INDEX_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
 use crate::io::file_inside;
 
 struct Entry {

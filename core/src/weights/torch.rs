@@ -44,9 +44,11 @@ pub fn locate(bytes: &[u8]) -> Res<Vec<Located>> {
             bytes.len()
         ))
     } else {
-        Err("not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy \
+        Err(
+            "not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy \
              pickle stream)"
-            .into())
+                .into(),
+        )
     }
 }
 
@@ -126,7 +128,10 @@ fn place(
     for (name, t) in tensors {
         let s = &t.storage;
         let (start, end) = storage(&s.key).ok_or_else(|| {
-            format!("tensor `{name}`: its storage `{}` is not in the file", s.key)
+            format!(
+                "tensor `{name}`: its storage `{}` is not in the file",
+                s.key
+            )
         })?;
         let size = s.dtype.bitsize() / 8;
         let numel: usize = t.shape.iter().product();
@@ -160,7 +165,11 @@ fn legacy_tensors(bytes: &[u8]) -> Res<Vec<Located>> {
     let mut pos = 0;
     match pickle::read(bytes, &mut pos)? {
         Object::Int(magic) if magic == LEGACY_MAGIC => {}
-        _ => return Err("a pickle, but not a PyTorch checkpoint (no torch.save magic number)".into()),
+        _ => {
+            return Err(
+                "a pickle, but not a PyTorch checkpoint (no torch.save magic number)".into(),
+            )
+        }
     }
     match pickle::read(bytes, &mut pos)? {
         Object::Int(v) if v == LEGACY_PROTOCOL.to_le_bytes() => {}
@@ -184,7 +193,8 @@ fn legacy_tensors(bytes: &[u8]) -> Res<Vec<Located>> {
         let dtype = dtypes
             .get(key.as_str())
             .ok_or_else(|| format!("storage `{key}` is used by no tensor of the state dict"))?;
-        let truncated = || format!("storage `{key}` lies past the end of the file; it is truncated");
+        let truncated =
+            || format!("storage `{key}` lies past the end of the file; it is truncated");
         let count: [u8; 8] = bytes
             .get(pos..pos + 8)
             .and_then(|b| b.try_into().ok())
@@ -194,7 +204,10 @@ fn legacy_tensors(bytes: &[u8]) -> Res<Vec<Located>> {
             .and_then(|n| n.checked_mul(dtype.bitsize() / 8))
             .ok_or_else(truncated)?;
         let start = pos + 8;
-        let end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(truncated)?;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(truncated)?;
         ranges.insert(key.clone(), (start, end));
         pos = end;
     }

@@ -45,8 +45,16 @@ pub fn torch_bin(data: &[u8]) -> Outcome {
         Weights::from_torch_buffers(vec![("pytorch_model.bin".into(), Arc::from(data))])
             .map_err(message)?;
     let mut outcome = Ok(());
-    for name in weights.names().iter().map(|n| n.to_string()).collect::<Vec<_>>() {
-        let shape = weights.shape(&name).map(<[usize]>::to_vec).unwrap_or_default();
+    for name in weights
+        .names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+    {
+        let shape = weights
+            .shape(&name)
+            .map(<[usize]>::to_vec)
+            .unwrap_or_default();
         if let Err(e) = weights.take_values(&name, &shape) {
             outcome = outcome.and(Err(message(e)));
         }

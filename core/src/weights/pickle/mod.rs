@@ -11,45 +11,16 @@
 //! proportional to the pickle's length; nesting is limited so that dropping a value cannot
 //! overflow the stack.
 
+mod state_dict;
+
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use safetensors::Dtype;
+use state_dict::{global, reduce, storage, Global};
+pub use state_dict::{Storage, TensorRef};
 
 /// Deeper nesting than a state dict ever has (its tensors sit at depth 3 or 4).
 const MAX_DEPTH: usize = 64;
-
-/// A storage a tensor points into: `('storage', torch.FloatStorage, key, location, numel)`.
-#[derive(Clone, Debug)]
-pub struct Storage {
-    pub dtype: Dtype,
-    pub key: String,
-    /// Elements the storage holds (the legacy format's views: of the view).
-    pub numel: usize,
-    /// Legacy format only: where a view starts in its root storage, in elements.
-    pub view_offset: usize,
-}
-
-/// A tensor of a state dict: a contiguous run of `shape`'s elements from `offset` on.
-#[derive(Clone, Debug)]
-pub struct TensorRef {
-    pub storage: Rc<Storage>,
-    /// In elements, from the start of the storage.
-    pub offset: usize,
-    pub shape: Vec<usize>,
-}
-
-/// The callables and classes a state dict may name.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    RebuildTensor,
-    RebuildParameter,
-    RebuildFromTypeV2,
-    TensorClass,
-    StorageType(Dtype),
-}
 
 #[derive(Clone, Debug)]
 enum Value {
@@ -65,8 +36,10 @@ enum Value {
     /// Bytes (likewise never needed).
     Bytes,
     Tuple(Rc<[Value]>, usize),
-    List(Vec<Value>, usize),
-    Dict(Vec<(Value, Value)>, usize),
+    /// Lists and dicts are shared, as in Python: the memo hands out the same one again, and a
+    /// change copies it only while it is shared.
+    List(Rc<Vec<Value>>, usize),
+    Dict(Rc<Vec<(Value, Value)>>, usize),
     Global(Global),
     Storage(Rc<Storage>),
     Tensor(Rc<TensorRef>),
@@ -139,7 +112,7 @@ fn to_object(top: Value) -> Res<Object> {
         Value::Long(bytes) => Object::Int(bytes.to_vec()),
         Value::List(items, _) => Object::Strings(
             items
-                .into_iter()
+                .iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s.to_string()),
                     other => Err(format!("a storage key is {}, not a string", other.kind())),
@@ -147,15 +120,15 @@ fn to_object(top: Value) -> Res<Object> {
                 .collect::<Res<_>>()?,
         ),
         Value::Dict(pairs, _) if pairs.iter().all(|(_, v)| !matches!(v, Value::Tensor(_))) => {
-            let flags = pairs.into_iter().filter_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Bool(b)) => Some((k.to_string(), b)),
+            let flags = pairs.iter().filter_map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Bool(b)) => Some((k.to_string(), *b)),
                 _ => None,
             });
             Object::Info(flags.collect())
         }
         Value::Dict(pairs, _) => {
             let mut out = Vec::with_capacity(pairs.len());
-            for (k, v) in pairs {
+            for (k, v) in pairs.iter() {
                 let Value::Str(k) = k else {
                     return Err(format!("a state-dict key is {}, not a string", k.kind()));
                 };
@@ -165,7 +138,7 @@ fn to_object(top: Value) -> Res<Object> {
                         v.kind()
                     ));
                 };
-                out.push((k.to_string(), TensorRef::clone(&t)));
+                out.push((k.to_string(), TensorRef::clone(t)));
             }
             Object::StateDict(out)
         }
@@ -258,11 +231,7 @@ impl<'a> Machine<'a> {
             .get(&key)
             .cloned()
             .ok_or_else(|| format!("the pickle reads memo entry {key}, never stored"))?;
-        match &v {
-            Value::List(items, _) => self.spend(items.len())?,
-            Value::Dict(items, _) => self.spend(items.len())?,
-            _ => self.spend(1)?,
-        }
+        self.spend(1)?;
         self.push(v)
     }
     fn memo_put(&mut self, key: u32) -> Res<()> {
@@ -271,11 +240,6 @@ impl<'a> Machine<'a> {
             .last()
             .ok_or("the pickle memoizes an empty stack")?
             .clone();
-        match &top {
-            Value::List(items, _) => self.spend(items.len())?,
-            Value::Dict(items, _) => self.spend(items.len())?,
-            _ => {}
-        }
         self.memo.insert(key, top);
         Ok(())
     }
@@ -295,7 +259,17 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// One opcode; `Err` for one a state dict does not use.
     fn step(&mut self, op: u8) -> Res<()> {
+        if self.scalar(op)? || self.container(op)? || self.memo_or_call(op)? {
+            Ok(())
+        } else {
+            Err(refused_opcode(op))
+        }
+    }
+
+    /// Framing, stack handling, and the values that hold no others: ints, floats, strings.
+    fn scalar(&mut self, op: u8) -> Res<bool> {
         match op {
             0x80 => {
                 let proto = self.u8()?;
@@ -380,6 +354,14 @@ impl<'a> Machine<'a> {
                 self.take(n)?;
                 self.push(Value::Bytes)?;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts.
+    fn container(&mut self, op: u8) -> Res<bool> {
+        match op {
             b')' => self.push(Value::Tuple(Rc::from(Vec::new()), 1))?,
             b't' => {
                 let items = self.pop_mark()?;
@@ -388,18 +370,22 @@ impl<'a> Machine<'a> {
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 let len = self.stack.len();
-                if len < n || self.stack[len - n..].iter().any(|v| matches!(v, Value::Mark)) {
+                if len < n
+                    || self.stack[len - n..]
+                        .iter()
+                        .any(|v| matches!(v, Value::Mark))
+                {
                     return Err("a TUPLE of values the stack does not hold".into());
                 }
                 self.spend(n)?;
                 let items = self.stack.split_off(len - n);
                 self.push(tuple(items))?;
             }
-            b']' => self.push(Value::List(Vec::new(), 1))?,
+            b']' => self.push(Value::List(Rc::default(), 1))?,
             b'l' => {
                 let items = self.pop_mark()?;
                 let d = depth_of(items.iter());
-                self.push(Value::List(items, d))?;
+                self.push(Value::List(Rc::new(items), d))?;
             }
             b'a' => {
                 let v = self.pop()?;
@@ -410,10 +396,10 @@ impl<'a> Machine<'a> {
                 let items = self.pop_mark()?;
                 self.extend_list(items)?;
             }
-            b'}' => self.push(Value::Dict(Vec::new(), 1))?,
+            b'}' => self.push(Value::Dict(Rc::default(), 1))?,
             b'd' => {
                 let items = self.pop_mark()?;
-                self.push(Value::Dict(Vec::new(), 1))?;
+                self.push(Value::Dict(Rc::default(), 1))?;
                 self.extend_dict(items)?;
             }
             b's' => {
@@ -426,6 +412,14 @@ impl<'a> Machine<'a> {
                 let items = self.pop_mark()?;
                 self.extend_dict(items)?;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo, the names a pickle imports, storages and the calls that build tensors.
+    fn memo_or_call(&mut self, op: u8) -> Res<bool> {
+        match op {
             b'h' => {
                 let k = self.u8()?;
                 self.memo_get(k.into())?;
@@ -489,19 +483,31 @@ impl<'a> Machine<'a> {
                     None => return Err("BUILD on an empty stack".into()),
                 }
             }
-            _ => return Err(refused_opcode(op)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The cost of changing the list or dict on top of the stack: copying it while the memo
+    /// (or another value) shares it.
+    fn copy_cost(&mut self) -> Res<()> {
+        let shared = match self.stack.last() {
+            Some(Value::List(v, _)) if Rc::strong_count(v) > 1 => v.len(),
+            Some(Value::Dict(v, _)) if Rc::strong_count(v) > 1 => v.len(),
+            _ => 0,
+        };
+        self.spend(shared)
     }
 
     fn extend_list(&mut self, items: Vec<Value>) -> Res<()> {
+        self.copy_cost()?;
         match self.stack.last_mut() {
             Some(Value::List(list, depth)) => {
                 *depth = (*depth).max(depth_of(items.iter()));
                 if *depth > MAX_DEPTH {
                     return Err(format!("the pickle nests values deeper than {MAX_DEPTH}"));
                 }
-                list.extend(items);
+                Rc::make_mut(list).extend(items);
                 Ok(())
             }
             _ => Err("APPEND to something that is not a list".into()),
@@ -512,12 +518,14 @@ impl<'a> Machine<'a> {
         if items.len() % 2 != 0 {
             return Err("SETITEMS with a key but no value".into());
         }
+        self.copy_cost()?;
         match self.stack.last_mut() {
             Some(Value::Dict(pairs, depth)) => {
                 *depth = (*depth).max(depth_of(items.iter()));
                 if *depth > MAX_DEPTH {
                     return Err(format!("the pickle nests values deeper than {MAX_DEPTH}"));
                 }
+                let pairs = Rc::make_mut(pairs);
                 let mut it = items.into_iter();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     pairs.push((k, v));
@@ -558,191 +566,6 @@ fn refused_opcode(op: u8) -> String {
     format!("refused: the pickle {what}; only PyTorch state dicts are read")
 }
 
-/// The names a state dict may import; anything else is refused before it is used.
-fn global(module: &str, name: &str) -> Res<Global> {
-    Ok(match (module, name) {
-        ("collections", "OrderedDict") => Global::OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
-        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
-        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
-        ("torch._tensor", "_rebuild_from_type_v2") => Global::RebuildFromTypeV2,
-        ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Global::TensorClass,
-        ("torch", storage) => Global::StorageType(storage_dtype(storage).ok_or_else(|| {
-            format!("refused: `torch.{storage}` is not a tensor storage type we read")
-        })?),
-        _ => {
-            return Err(format!(
-                "refused: the pickle imports `{module}.{name}`, which is not part of a PyTorch \
-                 state dict (unpickling it could run code; nothing was run)"
-            ))
-        }
-    })
-}
-
-fn storage_dtype(name: &str) -> Option<Dtype> {
-    Some(match name {
-        "FloatStorage" => Dtype::F32,
-        "HalfStorage" => Dtype::F16,
-        "BFloat16Storage" => Dtype::BF16,
-        "DoubleStorage" => Dtype::F64,
-        "LongStorage" => Dtype::I64,
-        "IntStorage" => Dtype::I32,
-        "ShortStorage" => Dtype::I16,
-        "CharStorage" => Dtype::I8,
-        "ByteStorage" => Dtype::U8,
-        "BoolStorage" => Dtype::BOOL,
-        _ => return None,
-    })
-}
-
-fn uint(v: &Value, what: &str) -> Res<usize> {
-    match v {
-        Value::Int(i) => usize::try_from(*i).map_err(|_| format!("{what} is negative ({i})")),
-        other => Err(format!("{what} is {}, not an int", other.kind())),
-    }
-}
-
-fn ints(v: &Value, what: &str) -> Res<Vec<usize>> {
-    match v {
-        Value::Tuple(items, _) => items.iter().map(|x| uint(x, what)).collect(),
-        other => Err(format!("{what} is {}, not a tuple", other.kind())),
-    }
-}
-
-/// A persistent id: `('storage', torch.FloatStorage, key, location, numel[, view])`.
-fn storage(pid: Value) -> Res<Storage> {
-    let Value::Tuple(items, _) = &pid else {
-        return Err(format!("a persistent id is {}, not a tuple", pid.kind()));
-    };
-    let (Some(Value::Str(tag)), Some(Value::Global(Global::StorageType(dtype))), Some(key)) =
-        (items.first(), items.get(1), items.get(2))
-    else {
-        return Err("a persistent id is not ('storage', torch.<Type>Storage, key, ...)".into());
-    };
-    if &**tag != "storage" || items.len() < 5 {
-        return Err(format!("a persistent id tagged `{tag}` is not a storage"));
-    }
-    let key = match key {
-        Value::Str(s) => s.to_string(),
-        Value::Int(i) => i.to_string(),
-        other => return Err(format!("a storage key is {}", other.kind())),
-    };
-    let mut s = Storage {
-        dtype: *dtype,
-        key,
-        numel: uint(&items[4], "a storage's size")?,
-        view_offset: 0,
-    };
-    // The legacy format's views: (view_key, offset, view_size) into the root storage.
-    if let Some(Value::Tuple(view, _)) = items.get(5) {
-        if view.len() != 3 {
-            return Err("a storage view is not (key, offset, size)".into());
-        }
-        let offset = uint(&view[1], "a storage view's offset")?;
-        let size = uint(&view[2], "a storage view's size")?;
-        if offset.checked_add(size).is_none_or(|end| end > s.numel) {
-            return Err(format!(
-                "a view of storage `{}` ends past the storage's {} elements",
-                s.key, s.numel
-            ));
-        }
-        s.view_offset = offset;
-        s.numel = size;
-    }
-    Ok(s)
-}
-
-fn reduce(callable: Value, args: Value) -> Res<Value> {
-    let Value::Global(g) = callable else {
-        return Err(format!("REDUCE calls {}, not a function", callable.kind()));
-    };
-    let Value::Tuple(args, _) = args else {
-        return Err(format!("REDUCE with {} as arguments", args.kind()));
-    };
-    match g {
-        Global::OrderedDict => ordered_dict(&args),
-        Global::RebuildTensorV2 | Global::RebuildTensor => rebuild_tensor(&args),
-        Global::RebuildParameter => match args.first() {
-            Some(t @ Value::Tensor(_)) => Ok(t.clone()),
-            _ => Err("_rebuild_parameter of something that is not a tensor".into()),
-        },
-        Global::RebuildFromTypeV2 => match &args[..] {
-            [Value::Global(f), Value::Global(Global::TensorClass), Value::Tuple(inner, d), ..] => {
-                reduce(Value::Global(*f), Value::Tuple(inner.clone(), *d))
-            }
-            _ => Err("_rebuild_from_type_v2 of something that is not a tensor".into()),
-        },
-        Global::TensorClass | Global::StorageType(_) => {
-            Err("refused: the pickle constructs a tensor or storage class directly".into())
-        }
-    }
-}
-
-fn ordered_dict(args: &[Value]) -> Res<Value> {
-    let mut pairs = Vec::new();
-    if let Some(items) = args.first() {
-        let items: &[Value] = match items {
-            Value::List(items, _) => items,
-            Value::Tuple(items, _) => items,
-            other => return Err(format!("OrderedDict of {}", other.kind())),
-        };
-        for item in items {
-            match item {
-                Value::Tuple(kv, _) if kv.len() == 2 => pairs.push((kv[0].clone(), kv[1].clone())),
-                Value::List(kv, _) if kv.len() == 2 => pairs.push((kv[0].clone(), kv[1].clone())),
-                _ => return Err("OrderedDict of items that are not pairs".into()),
-            }
-        }
-    }
-    let d = 1 + pairs
-        .iter()
-        .map(|(k, v)| k.depth().max(v.depth()))
-        .max()
-        .unwrap_or(0);
-    Ok(Value::Dict(pairs, d))
-}
-
-/// `_rebuild_tensor_v2(storage, offset, size, stride, ...)` (and the legacy `_rebuild_tensor`,
-/// its first four arguments): only contiguous tensors that lie inside their storage.
-fn rebuild_tensor(args: &[Value]) -> Res<Value> {
-    let [Value::Storage(storage), offset, size, stride, ..] = args else {
-        return Err("_rebuild_tensor_v2 without (storage, offset, size, stride)".into());
-    };
-    let offset = uint(offset, "a tensor's storage offset")?;
-    let shape = ints(size, "a tensor's size")?;
-    let stride = ints(stride, "a tensor's stride")?;
-    if stride.len() != shape.len() {
-        return Err(format!(
-            "a tensor's stride {stride:?} does not fit its size {shape:?}"
-        ));
-    }
-    let mut expected = 1usize;
-    for (d, (&n, &s)) in shape.iter().zip(&stride).enumerate().rev() {
-        if n > 1 && s != expected {
-            return Err(format!(
-                "a tensor of size {shape:?} has stride {stride:?}, not contiguous (dim {d}); \
-                 save it with `.contiguous()`"
-            ));
-        }
-        expected = expected
-            .checked_mul(n)
-            .ok_or_else(|| format!("a tensor's size {shape:?} overflows"))?;
-    }
-    let numel = expected;
-    if offset.checked_add(numel).is_none_or(|end| end > storage.numel) {
-        return Err(format!(
-            "a tensor of size {shape:?} at offset {offset} lies past the end of storage `{}` \
-             ({} elements)",
-            storage.key, storage.numel
-        ));
-    }
-    Ok(Value::Tensor(Rc::new(TensorRef {
-        storage: storage.clone(),
-        offset,
-        shape,
-    })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,17 +579,29 @@ mod tests {
         // pickle.dumps of an object whose __reduce__ is (os.system, ('echo hi',)), protocol 2.
         let p = b"\x80\x02cposix\nsystem\nq\x00X\x07\x00\x00\x00echo hiq\x01\x85q\x02Rq\x03.";
         let err = read_all(p).err().unwrap();
-        assert!(err.contains("`posix.system`") && err.contains("nothing was run"), "{err}");
+        assert!(
+            err.contains("`posix.system`") && err.contains("nothing was run"),
+            "{err}"
+        );
         let p4 = b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93.";
         assert!(read_all(p4).err().unwrap().contains("`os.system`"));
     }
 
     #[test]
     fn bombs_and_deep_nesting_are_bounded() {
-        // ] q0 ( h0 h0 e ... : a list appended to itself by reference, doubling each round.
+        // ] q0 ( h0 h0 e q0 ...: a list appended to itself, doubling each round in Python; here
+        // it is shared, and nesting stops it.
         let mut p = b"\x80\x02]q\x00".to_vec();
-        for _ in 0..64 {
+        for _ in 0..100 {
             p.extend_from_slice(b"(h\x00h\x00eq\x00");
+        }
+        p.push(b'.');
+        assert!(read_all(&p).err().unwrap().contains("deeper"));
+        // N a q0 ...: a list memoized again after every append, so that each append copies it:
+        // quadratic work, which the budget stops.
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for _ in 0..3000 {
+            p.extend_from_slice(b"Naq\x00");
         }
         p.push(b'.');
         assert!(read_all(&p).err().unwrap().contains("bomb"));
@@ -778,7 +613,9 @@ mod tests {
 
     #[test]
     fn truncated_pickles_are_reported() {
-        let err = read_all(b"\x80\x02}q\x00X\x10\x00\x00\x00ab").err().unwrap();
+        let err = read_all(b"\x80\x02}q\x00X\x10\x00\x00\x00ab")
+            .err()
+            .unwrap();
         assert!(err.contains("truncated"), "{err}");
         assert!(read_all(b"\x80\x02}").err().unwrap().contains("truncated"));
     }
@@ -789,7 +626,8 @@ mod tests {
             panic!()
         };
         assert_eq!(b, (-1i64).to_le_bytes());
-        let Object::Int(b) = read_all(b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.").unwrap()
+        let Object::Int(b) =
+            read_all(b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.").unwrap()
         else {
             panic!()
         };
