@@ -205,7 +205,7 @@ fn adapter_options(
     let down = format!("{pos}.adapter_controller.adapters.{task}.down_sampler.weight");
     let bottleneck = match weights.shape(&down) {
         Some([rows, cols])
-            if *cols == config.d_model && *rows > 0 && config.d_model % rows == 0 =>
+            if *cols == config.d_model && *rows > 0 && config.d_model.is_multiple_of(*rows) =>
         {
             *rows
         }

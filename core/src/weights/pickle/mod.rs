@@ -515,7 +515,7 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_dict(&mut self, items: Vec<Value>) -> Res<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with a key but no value".into());
         }
         self.copy_cost()?;
@@ -559,7 +559,7 @@ fn refused_opcode(op: u8) -> String {
         b'i' | b'o' | 0x81 | 0x92 => "creates an object of a class (INST/OBJ/NEWOBJ)",
         0x82..=0x84 => "uses the extension registry (EXT)",
         b'P' => "uses a text persistent id",
-        0x8f | 0x90 | 0x91 => "builds a set",
+        0x8f..=0x91 => "builds a set",
         0x96..=0x98 => "uses out-of-band buffers",
         _ => "is not a pickle opcode a state dict uses",
     };
