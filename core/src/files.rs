@@ -4,7 +4,7 @@
 //! Three kinds of saved state, named apart:
 //! - a **model directory** (Hugging Face's `save_pretrained` layout; [`crate::model_dir`]):
 //!   [`CONFIG_FILE`], [`TOKENIZER_FILE`] and [`WEIGHTS_FILE`] (or [`WEIGHTS_INDEX_FILE`] and its
-//!   shards);
+//!   shards; or PyTorch's [`TORCH_WEIGHTS_FILE`] / [`TORCH_WEIGHTS_INDEX_FILE`]);
 //! - an **adapter directory** (one task's adapter; [`crate::adapter::format`]):
 //!   [`ADAPTER_CONFIG`] and [`ADAPTER_WEIGHTS`];
 //! - a **hypernetwork directory** (generators and task embeddings; [`crate::adapter::hyper`]):
@@ -20,6 +20,11 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The index of a sharded model's weights (`weight_map`: tensor name → shard file).
 pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
+/// PyTorch's weights of an unsharded model (`torch.save` of the state dict), read when there is
+/// no [`WEIGHTS_FILE`].
+pub const TORCH_WEIGHTS_FILE: &str = "pytorch_model.bin";
+/// The index of PyTorch's sharded weights.
+pub const TORCH_WEIGHTS_INDEX_FILE: &str = "pytorch_model.bin.index.json";
 
 /// An adapter's `adapter_config.json` (this project's format or AdapterHub's).
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";

@@ -24,6 +24,7 @@ pub mod fused;
 pub mod generation;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod import;
 pub mod io;
 pub mod kernels;
 pub mod layers;

@@ -11,7 +11,21 @@ use t5_core::model::relative_bias::bucket_table;
 use t5_core::T5ForConditionalGeneration;
 
 const TOL: f32 = 1e-4;
-const MODELS: [&str; 3] = ["t5-v1_0", "t5-v1_1", "t5-v1_1-bf16-sharded"];
+/// Fixture directories with their own tokenizer and `golden.json`.
+const MODELS: [&str; 4] = ["t5-v1_0", "t5-v1_1", "t5-v1_1-bf16-sharded", "mt5"];
+/// Every model directory the forward and generation tests load, with the fixture whose
+/// `golden.json` it must reproduce: the models above (`mt5` is `model_type: mt5`, made by
+/// `tests/fixtures/make_mt5_fixture.py`), and the same weights saved by PyTorch as
+/// `.bin` (`tests/fixtures/make_bin_fixtures.py`: the zip container with the tied duplicate
+/// keys, and bf16 shards in the legacy container).
+const LOADED: [(&str, &str); 6] = [
+    ("t5-v1_0", "t5-v1_0"),
+    ("t5-v1_1", "t5-v1_1"),
+    ("t5-v1_1-bf16-sharded", "t5-v1_1-bf16-sharded"),
+    ("mt5", "mt5"),
+    ("bin/t5-v1_0", "t5-v1_0"),
+    ("bin/t5-v1_1-bf16-sharded-legacy", "t5-v1_1-bf16-sharded"),
+];
 
 fn tensor2<B: Backend>(rows: &[Vec<i64>], device: &B::Device) -> Tensor<B, 2, Int> {
     let shape = [rows.len(), rows[0].len()];
@@ -25,18 +39,20 @@ fn floats<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<f32>, Vec<usize>)
 }
 
 fn load<B: Backend>(
-    name: &str,
+    (name, golden): (&str, &str),
     device: &B::Device,
 ) -> (ModelDir, T5ForConditionalGeneration<B>, Golden) {
     let dir = ModelDir::open(model_dir(name)).unwrap();
-    let model = dir.load_model::<B>(device).unwrap();
-    (dir, model, Golden::load(name))
+    let model = dir
+        .load_model::<B>(device)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (dir, model, Golden::load(golden))
 }
 
 /// Encoder states, logits, decoder inputs and both losses, for every fixture model.
 fn forward_matches_hf<B: t5_core::fused::FusedOps>(device: &B::Device) {
-    for name in MODELS {
-        let (_, model, g) = load::<B>(name, device);
+    for (name, golden) in LOADED {
+        let (_, model, g) = load::<B>((name, golden), device);
         let ids = tensor2::<B>(&g.ints("input_ids"), device);
         let mask = tensor2::<B>(&g.ints("attention_mask"), device);
         let labels = tensor2::<B>(&g.ints("labels"), device);
@@ -113,8 +129,8 @@ fn gen_config(dir: &ModelDir, params: &serde_json::Value) -> GenerationConfig {
 
 /// Greedy and beam search ids, batched with padding and one input at a time.
 fn generation_matches_hf<B: t5_core::fused::FusedOps>(device: &B::Device) {
-    for name in MODELS {
-        let (dir, model, g) = load::<B>(name, device);
+    for (name, golden) in LOADED {
+        let (dir, model, g) = load::<B>((name, golden), device);
         let eos = dir.config.eos_token_id as i64;
         let inputs: Vec<Vec<u32>> = g
             .ints("input_ids")
@@ -252,7 +268,7 @@ fn save_pretrained_round_trips() {
     type B = t5_core::backend::Cpu;
     let device = Default::default();
     for name in ["t5-v1_0", "t5-v1_1"] {
-        let (dir, model, _) = load::<B>(name, &device);
+        let (dir, model, _) = load::<B>((name, name), &device);
         let tmp = tempfile::tempdir().unwrap();
         t5_core::checkpoint::save_pretrained(
             &model,

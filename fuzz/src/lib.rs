@@ -1,5 +1,5 @@
 //! Fuzz targets for every parser that reads bytes a user gives or a download brings: run configs,
-//! data files (JSONL, TSV, parquet), safetensors files and shard indexes, a model's
+//! data files (JSONL, TSV, parquet), safetensors and PyTorch `.bin` files and shard indexes, a model's
 //! `config.json`, adapter and hypernetwork directories (their `.npy` task embeddings too), the
 //! text the tokenizer encodes and the `tokenizer.json` it reads.
 //!
@@ -54,6 +54,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "safetensors",
         run: safetensors,
+    },
+    Target {
+        name: "torch_bin",
+        run: torch_bin,
     },
     Target {
         name: "shard_index",

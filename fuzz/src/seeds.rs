@@ -240,6 +240,19 @@ fn weights() -> Vec<Seed> {
         "no-truncated",
         &whole[..whole.len() - 3],
     ));
+    for (name, path) in [
+        ("ok-zip-dtypes", "dtypes.bin"),
+        ("ok-legacy-dtypes", "dtypes-legacy.bin"),
+        ("no-os-system", "hostile/os-system.bin"),
+        ("no-offset-past-end", "hostile/offset-past-end.bin"),
+        ("no-non-contiguous", "hostile/non-contiguous.bin"),
+    ] {
+        seeds.push(seed(
+            "torch_bin",
+            name,
+            read(&format!("tests/fixtures/bin/{path}")),
+        ));
+    }
     seeds.push(seed(
         "shard_index",
         "ok-fixture",

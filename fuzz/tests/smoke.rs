@@ -118,6 +118,7 @@ smoke_tests!(
     tsv,
     parquet,
     safetensors,
+    torch_bin,
     shard_index,
     adapter,
     hypernetwork,

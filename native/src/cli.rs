@@ -26,6 +26,22 @@ pub enum Command {
     /// Measure generation speed on a random model of t5-small's shape (JSON lines; see
     /// benches/compare.py for the side-by-side with PyTorch).
     Bench(BenchArgs),
+    /// Turn a checkpoint the seed saved (ruse / hyperformer: `pytorch_model.bin` with the
+    /// backbone and every task's adapter) into a model directory and one adapter directory per
+    /// task: `OUTPUT/model/`, `OUTPUT/adapters/<task>/`, and `OUTPUT/run.json` from the seed's run
+    /// config when one sits next to the checkpoint.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The seed's checkpoint directory (config.json and pytorch_model.bin, or its shards, or
+    /// safetensors).
+    pub checkpoint: PathBuf,
+
+    /// Where to write the model and adapter directories (created).
+    #[arg(long, short)]
+    pub output: PathBuf,
 }
 
 /// Where the model runs.

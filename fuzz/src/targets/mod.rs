@@ -10,4 +10,4 @@ pub use adapter::{adapter, hypernetwork, npy};
 pub use config::{model_config, run_config};
 pub use data::{jsonl, parquet, tsv};
 pub use text::{tokenizer, tokenizer_json};
-pub use weights::{safetensors, shard_index};
+pub use weights::{safetensors, shard_index, torch_bin};

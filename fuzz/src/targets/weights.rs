@@ -1,5 +1,5 @@
-//! Safetensors files (`Weights::from_buffers`) and sharded checkpoints' indexes
-//! (`index_shards`).
+//! Safetensors files (`Weights::from_buffers`), PyTorch `.bin` files
+//! (`Weights::from_torch_buffers`) and sharded checkpoints' indexes (`index_shards`).
 
 use std::sync::Arc;
 
@@ -35,6 +35,30 @@ pub fn safetensors(data: &[u8]) -> Outcome {
         }
     }
     weights.untaken();
+    outcome
+}
+
+/// A PyTorch `pytorch_model.bin` (zip or legacy container, a restricted pickle), then every
+/// tensor in it read to f32 at the shape it was stored with.
+pub fn torch_bin(data: &[u8]) -> Outcome {
+    let mut weights =
+        Weights::from_torch_buffers(vec![("pytorch_model.bin".into(), Arc::from(data))])
+            .map_err(message)?;
+    let mut outcome = Ok(());
+    for name in weights
+        .names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+    {
+        let shape = weights
+            .shape(&name)
+            .map(<[usize]>::to_vec)
+            .unwrap_or_default();
+        if let Err(e) = weights.take_values(&name, &shape) {
+            outcome = outcome.and(Err(message(e)));
+        }
+    }
     outcome
 }
 

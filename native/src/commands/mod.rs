@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod import;
 pub mod parallel;
 pub mod train;
 
@@ -17,5 +18,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Predict(args) => eval::run_predict(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
     }
 }

@@ -1,7 +1,11 @@
-//! Named tensors in safetensors files: reading them out of one or more buffers (a single file,
-//! HF shards, or bytes handed over by the browser), converting f16/bf16/f32 to the f32 compute
-//! type, and writing f32 tensors. The model, the adapters and the model export all go through
-//! here; it knows nothing about any of them.
+//! Named tensors in safetensors files and PyTorch `.bin` files: reading them out of one or more
+//! buffers (a single file, HF shards, or bytes handed over by the browser), converting
+//! f16/bf16/f32 to the f32 compute type, and writing f32 tensors. The model, the adapters and the
+//! model export all go through here; it knows nothing about any of them. A `.bin` file is a
+//! pickle, read by a restricted reader that runs no code ([`pickle`], [`torch`]).
+
+mod pickle;
+mod torch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,7 +15,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
-use crate::files::{WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::files::{
+    TORCH_WEIGHTS_FILE, TORCH_WEIGHTS_INDEX_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
 use crate::io::file_inside;
 
 struct Entry {
@@ -38,13 +44,17 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Parses safetensors buffers; `name` labels each one in errors.
-    pub fn from_buffers(buffers: Vec<(PathBuf, Arc<[u8]>)>) -> Result<Self> {
-        let mut weights = Weights {
+    fn empty() -> Self {
+        Weights {
             files: Vec::new(),
             entries: HashMap::new(),
             taken: BTreeSet::new(),
-        };
+        }
+    }
+
+    /// Parses safetensors buffers; `name` labels each one in errors.
+    pub fn from_buffers(buffers: Vec<(PathBuf, Arc<[u8]>)>) -> Result<Self> {
+        let mut weights = Self::empty();
         for (path, bytes) in buffers {
             let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| {
                 Error::checkpoint(
@@ -53,7 +63,7 @@ impl Weights {
                 )
             })?;
             let data_start = 8 + header_len;
-            let file = weights.files.len();
+            let mut tensors = Vec::new();
             for (name, info) in metadata.tensors() {
                 let (start, end) = info.data_offsets;
                 if data_start + end > bytes.len() {
@@ -62,43 +72,86 @@ impl Weights {
                         format!("tensor `{name}` lies past the end of the file; it is truncated"),
                     ));
                 }
-                if let Some(previous) = weights.entries.get(&name) {
-                    let other = weights.files[previous.file].path.display().to_string();
-                    return Err(Error::checkpoint(
-                        &path,
-                        format!("tensor `{name}` is also in {other}"),
-                    ));
-                }
-                weights.entries.insert(
+                tensors.push(torch::Located {
                     name,
-                    Entry {
-                        file,
-                        dtype: info.dtype,
-                        shape: info.shape.clone(),
-                        start: data_start + start,
-                        end: data_start + end,
-                    },
-                );
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    start: data_start + start,
+                    end: data_start + end,
+                });
             }
-            weights.files.push(File { path, bytes });
+            weights.add_file(path, bytes, tensors)?;
         }
         Ok(weights)
     }
 
-    /// Reads `model.safetensors`, or the shards listed in `model.safetensors.index.json`. Every
-    /// file must lie inside `dir` ([`crate::io::file_inside`]): a shard named `../x` or
-    /// `/x`, or a link pointing out, is refused.
+    /// Parses PyTorch `torch.save` buffers of state dicts (`pytorch_model.bin`, zip or legacy),
+    /// running none of their pickled code: anything but tensors and the containers of a state
+    /// dict is refused with an error naming the file.
+    pub fn from_torch_buffers(buffers: Vec<(PathBuf, Arc<[u8]>)>) -> Result<Self> {
+        let mut weights = Self::empty();
+        for (path, bytes) in buffers {
+            let tensors = torch::locate(&bytes).map_err(|msg| Error::checkpoint(&path, msg))?;
+            weights.add_file(path, bytes, tensors)?;
+        }
+        Ok(weights)
+    }
+
+    /// Adds one file's tensors; a name already read from another file is an error.
+    fn add_file(
+        &mut self,
+        path: PathBuf,
+        bytes: Arc<[u8]>,
+        tensors: Vec<torch::Located>,
+    ) -> Result<()> {
+        let file = self.files.len();
+        for t in tensors {
+            if let Some(previous) = self.entries.get(&t.name) {
+                let other = if previous.file == file {
+                    "this file".to_string()
+                } else {
+                    self.files[previous.file].path.display().to_string()
+                };
+                return Err(Error::checkpoint(
+                    &path,
+                    format!("tensor `{}` is also in {other}", t.name),
+                ));
+            }
+            let entry = Entry {
+                file,
+                dtype: t.dtype,
+                shape: t.shape,
+                start: t.start,
+                end: t.end,
+            };
+            self.entries.insert(t.name, entry);
+        }
+        self.files.push(File { path, bytes });
+        Ok(())
+    }
+
+    /// Reads `model.safetensors`, or the shards listed in `model.safetensors.index.json`, or,
+    /// without either, PyTorch's `pytorch_model.bin` or the shards listed in
+    /// `pytorch_model.bin.index.json` (Hugging Face's order of preference). Every file must lie
+    /// inside `dir` ([`crate::io::file_inside`]): a shard named `../x` or `/x`, or a link
+    /// pointing out, is refused.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let single = file_inside(dir, WEIGHTS_FILE, None)?;
-        let index = file_inside(dir, WEIGHTS_INDEX_FILE, None)?;
-        let files = if single.is_file() {
-            vec![single]
-        } else if index.is_file() {
-            shard_files(&index)?
+        let found = |name: &str| -> Result<Option<PathBuf>> {
+            let path = file_inside(dir, name, None)?;
+            Ok(path.is_file().then_some(path))
+        };
+        let (files, torch) = if let Some(single) = found(WEIGHTS_FILE)? {
+            (vec![single], false)
+        } else if let Some(index) = found(WEIGHTS_INDEX_FILE)? {
+            (shard_files(&index)?, false)
+        } else if let Some(single) = found(TORCH_WEIGHTS_FILE)? {
+            (vec![single], true)
+        } else if let Some(index) = found(TORCH_WEIGHTS_INDEX_FILE)? {
+            (shard_files(&index)?, true)
         } else {
             return Err(Error::MissingFiles(format!(
-                "{}: no model.safetensors or model.safetensors.index.json (PyTorch .bin \
-                 checkpoints are not read; convert with `save_pretrained(safe_serialization=True)`)",
+                "{}: no weights (model.safetensors, pytorch_model.bin, or the index of either's \
+                 shards)",
                 dir.display()
             )));
         };
@@ -107,13 +160,22 @@ impl Weights {
             let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
             buffers.push((file, Arc::from(bytes)));
         }
-        Self::from_buffers(buffers)
+        if torch {
+            Self::from_torch_buffers(buffers)
+        } else {
+            Self::from_buffers(buffers)
+        }
     }
 
     /// Reads one safetensors file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_buffers(vec![(path.to_path_buf(), Arc::from(bytes))])
+    }
+
+    /// The shape of tensor `name` as stored, without reading it.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -218,7 +280,8 @@ impl Weights {
     }
 }
 
-/// The shard files named by an index (`model.safetensors.index.json`), deduplicated and sorted.
+/// The shard files named by an index (`model.safetensors.index.json` or
+/// `pytorch_model.bin.index.json`), deduplicated and sorted.
 pub fn index_shards(index: &Path) -> Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Index {
@@ -272,12 +335,15 @@ fn to_f32(bytes: &[u8], dtype: Dtype) -> std::result::Result<Vec<f32>, String> {
         Dtype::F16 => chunks(2)?
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
+        Dtype::F64 => chunks(8)?
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
         Dtype::BF16 => chunks(2)?
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
         other => {
             return Err(format!(
-                "dtype {other:?} is not supported (f32, f16, bf16 are)"
+                "dtype {other:?} is not supported (f32, f16, bf16, f64 are)"
             ))
         }
     })
