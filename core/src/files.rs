@@ -25,6 +25,8 @@ pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 /// An adapter's weights.
 pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+/// A PEFT adapter's weights (its config is [`ADAPTER_CONFIG`] too).
+pub const PEFT_WEIGHTS: &str = "adapter_model.safetensors";
 
 /// A hypernetwork's `hypernetwork_config.json`.
 pub const HYPER_CONFIG: &str = "hypernetwork_config.json";

@@ -26,7 +26,8 @@ use super::set::{
 };
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use super::lora;
+use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_WEIGHTS};
 use crate::io::{file_inside, key_place, parse_json};
 use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
@@ -74,6 +75,8 @@ fn names(format: &AdapterFormat, config: &BottleneckConfig) -> Names {
             before: "adapter.pre_layer_norm".into(),
             after: "adapter.post_layer_norm".into(),
         },
+        // A PEFT LoRA has no bottleneck tensors.
+        AdapterFormat::Peft { .. } => names(&AdapterFormat::Native, config),
         AdapterFormat::AdapterHub { name, .. } => {
             let p = format!("adapters.{name}");
             Names {
@@ -110,6 +113,19 @@ pub fn load_adapter<B: Backend>(
         )));
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let value: Value = parse_json(&text, &config_path)?;
+    if lora::is_peft(&value) {
+        let weights_path = file_inside(dir, PEFT_WEIGHTS, None)?;
+        if !weights_path.is_file() {
+            return Err(Error::MissingFiles(format!(
+                "{}: no {PEFT_WEIGHTS} (adapter_model.bin is not read; save with `save_pretrained(..., safe_serialization=True)`)",
+                dir.display()
+            )));
+        }
+        let weights = Weights::from_file(&weights_path)?;
+        let name = lora::peft::task_name(Some(dir));
+        return lora::peft::build_peft(&name, value, &config_path, weights, &weights_path, model, device);
+    }
     let parsed = parse_config(&text, &config_path, model)?;
     let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
     if !weights_path.is_file() {
@@ -138,6 +154,13 @@ pub fn load_adapter_from_bytes<B: Backend>(
     let config_path = Path::new(ADAPTER_CONFIG);
     let text = std::str::from_utf8(config_json)
         .map_err(|e| Error::config(config_path, format!("not UTF-8 text: {e}")))?;
+    let value: Value = parse_json(text, config_path)?;
+    if lora::is_peft(&value) {
+        let weights_path = Path::new(PEFT_WEIGHTS);
+        let weights = Weights::from_buffers(vec![(weights_path.into(), std::sync::Arc::from(safetensors))])?;
+        let name = lora::peft::task_name(None);
+        return lora::peft::build_peft(&name, value, config_path, weights, weights_path, model, device);
+    }
     let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(
         ADAPTER_WEIGHTS.into(),
@@ -305,8 +328,10 @@ fn build<B: Backend>(
     }
     Ok(TaskAdapter {
         positions,
+        linears: Vec::new(),
         name: task,
         config,
+        lora: None,
         activation,
         format,
         shared_norms: false,
@@ -624,6 +649,9 @@ pub fn save_adapter<B: Backend>(
 ) -> Result<()> {
     let t = set.index(name)?;
     let adapter = &set.tasks[t];
+    if let AdapterFormat::Peft { config } = &adapter.format {
+        return lora::peft::save_peft(adapter, config, model, dir);
+    }
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = named_tensors(set, t, model)
         .into_iter()
         .map(|(name, tensor)| {
@@ -632,7 +660,7 @@ pub fn save_adapter<B: Backend>(
         })
         .collect();
     let config = match &adapter.format {
-        AdapterFormat::AdapterHub { config, .. } => config.clone(),
+        AdapterFormat::AdapterHub { config, .. } | AdapterFormat::Peft { config } => config.clone(),
         AdapterFormat::Native => {
             let seed = adapter.config.seed_options(model);
             let native = NativeAdapterConfig {

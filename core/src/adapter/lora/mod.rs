@@ -1,0 +1,11 @@
+//! LoRA (Hu et al. 2021) on T5's linear layers, as HF PEFT computes and stores it.
+
+pub mod config;
+pub mod linear;
+pub mod peft;
+pub mod site;
+
+pub use config::{LoraConfig, LoraSite, Modules};
+pub use linear::LoraLinear;
+pub use peft::{is_peft, new_peft_config, parse_peft_config, peft_tensors, take_lora, PEFT_WEIGHTS};
+pub use site::{num_sites, site, site_dims, site_name, Target};
