@@ -115,6 +115,7 @@ pub fn load_adapter<B: Backend>(
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let value: Value = parse_json(&text, &config_path)?;
     if lora::is_peft(&value) {
+        let config = lora::peft::read_peft_config(&value, &config_path, model)?;
         let weights_path = file_inside(dir, PEFT_WEIGHTS, None)?;
         if !weights_path.is_file() {
             return Err(Error::MissingFiles(format!(
@@ -124,7 +125,7 @@ pub fn load_adapter<B: Backend>(
         }
         let weights = Weights::from_file(&weights_path)?;
         let name = lora::peft::task_name(Some(dir));
-        return lora::peft::build_peft(&name, value, &config_path, weights, &weights_path, model, device);
+        return lora::peft::build_peft(&name, (value, config), weights, &weights_path, model, device);
     }
     let parsed = parse_config(&text, &config_path, model)?;
     let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
@@ -156,10 +157,11 @@ pub fn load_adapter_from_bytes<B: Backend>(
         .map_err(|e| Error::config(config_path, format!("not UTF-8 text: {e}")))?;
     let value: Value = parse_json(text, config_path)?;
     if lora::is_peft(&value) {
+        let config = lora::peft::read_peft_config(&value, config_path, model)?;
         let weights_path = Path::new(PEFT_WEIGHTS);
         let weights = Weights::from_buffers(vec![(weights_path.into(), std::sync::Arc::from(safetensors))])?;
         let name = lora::peft::task_name(None);
-        return lora::peft::build_peft(&name, value, config_path, weights, weights_path, model, device);
+        return lora::peft::build_peft(&name, (value, config), weights, weights_path, model, device);
     }
     let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(

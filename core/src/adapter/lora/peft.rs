@@ -180,19 +180,23 @@ pub fn task_name(dir: Option<&Path>) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-/// A PEFT LoRA from its parsed `adapter_config.json` and its weights; `config_path` and
-/// `weights_path` label the errors.
+/// The LoRA settings of PEFT's `adapter_config.json` (at `config_path`), checked against `model`.
+pub fn read_peft_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<LoraConfig> {
+    let config = parse_peft_config(value).map_err(|e| Error::config(config_path, e))?;
+    config.sites(model).map_err(|e| Error::config(config_path, e))?;
+    Ok(config)
+}
+
+/// A PEFT LoRA from its config ([`read_peft_config`]) and its weights (`weights_path` labels
+/// the errors).
 pub fn build_peft<B: Backend>(
     name: &str,
-    value: Value,
-    config_path: &Path,
+    (value, config): (Value, LoraConfig),
     mut w: Weights,
     weights_path: &Path,
     model: &T5Config,
     device: &B::Device,
 ) -> Result<TaskAdapter<B>> {
-    let config = parse_peft_config(&value).map_err(|e| Error::config(config_path, e))?;
-    config.sites(model).map_err(|e| Error::config(config_path, e))?;
     let linears = take_lora(&mut w, &config, model, device)?;
     let leftover = w.untaken();
     if let Some(first) = leftover.first() {
