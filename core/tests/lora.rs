@@ -267,3 +267,33 @@ fn bad_lora_files_name_the_file_and_the_mismatch() {
     let err = load_err(dir.path(), "t5-v1_0");
     assert!(err.contains("adapter_model.safetensors"), "{err}");
 }
+
+/// A LoRA folded into the backbone (PEFT's `merge_and_unload`): the merged weights are PEFT's,
+/// and the plain merged model gives the logits of the model with the LoRA.
+#[test]
+fn a_merged_lora_is_the_model_with_the_lora() {
+    for (case, base) in CASES {
+        let g = json(peft_dir().join(case).join("golden.json"));
+        let dir = ModelDir::open(model_dir(base)).unwrap();
+        let device = Default::default();
+        let model = dir.load_model::<Cpu>(&device).unwrap();
+        let lora = load_adapter::<Cpu>(&peft_dir().join(case), &dir.config, &device).unwrap();
+        let merged = t5_core::adapter::lora::merge_lora(model, &lora).unwrap();
+        let tensors = t5_core::model_dir::export::hf_tensors(&merged);
+        let sums = g.get("merged_weight_sum").as_object().unwrap();
+        let norms = g.get("merged_weight_norm").as_object().unwrap();
+        for (name, _, values) in &tensors {
+            let Some(sum) = sums.get(name) else { continue };
+            let got = values.iter().map(|&v| v as f64).sum::<f64>();
+            close(got as f32, sum.as_f64().unwrap() as f32, &format!("{case}: merged {name} sum"));
+            let norm = values.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            close(norm as f32, norms[name].as_f64().unwrap() as f32, &format!("{case}: merged {name} norm"));
+        }
+        assert_eq!(tensors.iter().filter(|(n, ..)| sums.contains_key(n)).count(), sums.len());
+        let ids = int_tensor::<Cpu>(&g.ints("input_ids"), &device);
+        let mask = int_tensor::<Cpu>(&g.ints("attention_mask"), &device);
+        let labels = int_tensor::<Cpu>(&g.ints("labels"), &device);
+        let out = merged.forward_with_labels(ids, mask, labels, 0.0, None);
+        check_logits(out.logits, host(out.loss)[0], &g, &format!("{case} merged"));
+    }
+}

@@ -2,10 +2,12 @@
 
 pub mod config;
 pub mod linear;
+pub mod merge;
 pub mod peft;
 pub mod site;
 
 pub use config::{LoraConfig, LoraSite, Modules};
 pub use linear::LoraLinear;
+pub use merge::merge_lora;
 pub use peft::{is_peft, new_peft_config, parse_peft_config, peft_tensors, take_lora, PEFT_WEIGHTS};
 pub use site::{num_sites, site, site_dims, site_name, Target};
