@@ -26,6 +26,9 @@ pub enum Command {
     /// Measure generation speed on a random model of t5-small's shape (JSON lines; see
     /// benches/compare.py for the side-by-side with PyTorch).
     Bench(BenchArgs),
+    /// Fold a LoRA into its backbone and write the result as a plain HF model directory
+    /// (PEFT's `merge_and_unload` + `save_pretrained`).
+    Merge(MergeArgs),
 }
 
 /// Where the model runs.
@@ -274,4 +277,17 @@ pub struct PredictArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The backbone: a model directory or a hub name.
+    #[arg(long)]
+    pub model: String,
+    /// The LoRA directory (PEFT's `adapter_config.json` + `adapter_model.safetensors`).
+    #[arg(long)]
+    pub adapter: std::path::PathBuf,
+    /// The new model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub output: std::path::PathBuf,
 }

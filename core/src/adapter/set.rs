@@ -357,9 +357,16 @@ impl<B: FusedOps> Adapters<'_, B> {
             return y;
         }
         let d_out = y.dims()[2];
+        let lora_of = |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
+        if let Routing::Rows(rows) = &self.routing {
+            let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
+            if let Some(delta) = super::lora::rows::delta_per_row(&loras, &x, d_out) {
+                return y + delta;
+            }
+        }
         let delta = self.by_rows(vec![x], |task, mut xs| {
             let x = xs.pop().expect("one input");
-            match task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref()) {
+            match lora_of(task) {
                 Some(lora) => lora.delta(x),
                 None => {
                     let [b, s, _] = x.dims();

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod merge;
 pub mod train;
 
 use anyhow::Result;
@@ -16,5 +17,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Predict(args) => eval::run_predict(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod linear;
 pub mod merge;
 pub mod peft;
+pub mod rows;
 pub mod site;
 
 pub use config::{LoraConfig, LoraSite, Modules};
