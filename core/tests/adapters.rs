@@ -403,7 +403,6 @@ fn unsupported_options_are_refused_by_name() {
         ("scaling_learned", "scaling"),
         ("scaling_channel", "scaling"),
         ("residual_before_ln_post_add", "residual_before_ln"),
-        ("lora", "lora"),
     ] {
         let err = load_err(&adapters_dir().join("unsupported").join(case), "t5-v1_0");
         assert!(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use common::*;
-use t5_core::adapter::lora::peft_tensors;
+use t5_core::adapter::lora::lora_tensors;
 use t5_core::adapter::{load_adapter, save_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, GenerationConfig};
@@ -18,11 +18,12 @@ fn peft_dir() -> PathBuf {
     fixtures().join("peft")
 }
 
-/// (LoRA directory under `peft/`, base model)
-const CASES: [(&str, &str); 3] = [
+/// (LoRA directory under `peft/`, base model): PEFT's, and one of the `adapters` library.
+const CASES: [(&str, &str); 4] = [
     ("lora-v1_0", "t5-v1_0"),
     ("lora-v1_1", "t5-v1_1"),
     ("lora-v1_0-b", "t5-v1_0"),
+    ("adapterhub-lora-v1_1", "t5-v1_1"),
 ];
 
 fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device) {
@@ -38,7 +39,7 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
             l.dropout.prob = 0.0;
         }
         set.insert(lora);
-        let adapters = Adapters::task(&set, case).unwrap();
+        let adapters = Adapters::task(&set, &set.tasks[0].name).unwrap();
 
         let ids = int_tensor::<B>(&g.ints("input_ids"), device);
         let mask = int_tensor::<B>(&g.ints("attention_mask"), device);
@@ -57,7 +58,8 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
         let full = g.get("grads").as_object().unwrap();
         let norms = g.get("grad_norm").as_object().unwrap();
         let sums = g.get("grad_sum").as_object().unwrap();
-        let named = peft_tensors(&set.tasks[0].linears, &dir.config);
+        let task = &set.tasks[0];
+        let named = lora_tensors(&task.linears, &task.format, &dir.config);
         assert_eq!(named.len(), norms.len(), "{case}: number of LoRA tensors");
         for (name, tensor) in named {
             let grad = tensor.grad(&grads).expect("a LoRA tensor has a gradient");
@@ -87,7 +89,7 @@ fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
         let model = dir.load_model::<B>(device).unwrap();
         let mut set = AdapterSet::default();
         set.insert(load_adapter::<B>(&peft_dir().join(case), &dir.config, device).unwrap());
-        let adapters = Adapters::task(&set, case).unwrap();
+        let adapters = Adapters::task(&set, &set.tasks[0].name).unwrap();
         let mut config = GenerationConfig::for_model(&dir.config);
         config.max_new_tokens = 16;
         let got = generate(&model, &inputs_of(&g), &config, Some(&adapters)).unwrap();
@@ -170,19 +172,29 @@ mod wgpu {
 
 type Cpu = t5_core::backend::Cpu;
 
-/// Saved here, a LoRA is PEFT's files again: the same tensors under the same names, and the
-/// config PEFT wrote.
+/// Saved here, a LoRA is its library's files again: the same tensors under the same names, and
+/// the config the library wrote.
 #[test]
-fn a_peft_lora_saves_back_in_peft_format() {
-    let dir = ModelDir::open(model_dir("t5-v1_0")).unwrap();
+fn a_lora_saves_back_in_its_format() {
+    for (case, base, file) in [
+        ("lora-v1_0", "t5-v1_0", "adapter_model.safetensors"),
+        ("adapterhub-lora-v1_1", "t5-v1_1", "adapter.safetensors"),
+    ] {
+        saves_back(case, base, file);
+    }
+}
+
+fn saves_back(case: &str, base: &str, file: &str) {
+    let dir = ModelDir::open(model_dir(base)).unwrap();
     let device = Default::default();
-    let src = peft_dir().join("lora-v1_0");
+    let src = peft_dir().join(case);
     let mut set = AdapterSet::<Cpu>::default();
     set.insert(load_adapter(&src, &dir.config, &device).unwrap());
     let out = tempfile::tempdir().unwrap();
-    save_adapter(&set, "lora-v1_0", &dir.config, out.path()).unwrap();
+    let name = set.tasks[0].name.clone();
+    save_adapter(&set, &name, &dir.config, out.path()).unwrap();
     let read = |p: PathBuf| std::fs::read(p).unwrap();
-    let (a, b) = (read(src.join("adapter_model.safetensors")), read(out.path().join("adapter_model.safetensors")));
+    let (a, b) = (read(src.join(file)), read(out.path().join(file)));
     let (a, b) = (
         safetensors::SafeTensors::deserialize(&a).unwrap(),
         safetensors::SafeTensors::deserialize(&b).unwrap(),
@@ -280,8 +292,10 @@ fn a_merged_lora_is_the_model_with_the_lora() {
         let lora = load_adapter::<Cpu>(&peft_dir().join(case), &dir.config, &device).unwrap();
         let merged = t5_core::adapter::lora::merge_lora(model, &lora).unwrap();
         let tensors = t5_core::model_dir::export::hf_tensors(&merged);
-        let sums = g.get("merged_weight_sum").as_object().unwrap();
-        let norms = g.get("merged_weight_norm").as_object().unwrap();
+        // PEFT's merged weights (the `adapters` case is checked by its logits alone).
+        let empty = serde_json::Map::new();
+        let sums = g.0["merged_weight_sum"].as_object().unwrap_or(&empty);
+        let norms = g.0["merged_weight_norm"].as_object().unwrap_or(&empty);
         for (name, _, values) in &tensors {
             let Some(sum) = sums.get(name) else { continue };
             let got = values.iter().map(|&v| v as f64).sum::<f64>();

@@ -194,6 +194,10 @@ pub struct BenchArgs {
     /// t5-small's shape, e.g. web/demo/model to compare with the browser demo's benchmark.
     #[arg(long)]
     pub model: Option<String>,
+    /// Generation: also time each batch with its rows routed round-robin over this many
+    /// distinct LoRAs (r 8 on q, k, v, o, wi, wo; e.g. `--loras 1 2 8 32`). 0: no adapters.
+    #[arg(long, num_args = 1.., default_values_t = [0])]
+    pub loras: Vec<usize>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,

@@ -110,10 +110,20 @@ fn field<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The LoRA pairs of `config` on `model` from PEFT's tensors in `w`, indexed by site.
+/// The file name of a LoRA tensor at `module` in `format` (`which`: `A` or `B`).
+pub fn tensor_name(format: &AdapterFormat, module: &str, which: &str) -> String {
+    match format {
+        AdapterFormat::AdapterHub { name, .. } => super::adapterhub::tensor_name(module, name, which),
+        _ => format!("{PREFIX}{module}.lora_{which}.weight"),
+    }
+}
+
+/// The LoRA pairs of `config` on `model` from the tensors in `w` (named as `format` names
+/// them), indexed by site.
 pub fn take_lora<B: Backend>(
     w: &mut Weights,
     config: &LoraConfig,
+    format: &AdapterFormat,
     model: &T5Config,
     device: &B::Device,
 ) -> Result<Vec<Option<LoraLinear<B>>>> {
@@ -121,8 +131,8 @@ pub fn take_lora<B: Backend>(
     let mut linears: Vec<Option<LoraLinear<B>>> = (0..num_sites(model)).map(|_| None).collect();
     for s in sites {
         let (d_in, d_out) = super::site::site_dims(model, s.site);
-        let a = w.take_linear(&format!("{PREFIX}{}.lora_A.weight", s.name), d_in, s.r, device)?;
-        let b = w.take_linear(&format!("{PREFIX}{}.lora_B.weight", s.name), s.r, d_out, device)?;
+        let a = w.take_linear(&tensor_name(format, &s.name, "A"), d_in, s.r, device)?;
+        let b = w.take_linear(&tensor_name(format, &s.name, "B"), s.r, d_out, device)?;
         let mut linear = LoraLinear::init(d_in, d_out, s.r, s.scaling, config.lora_dropout, device);
         linear.a = Param::from_tensor(a);
         linear.b = Param::from_tensor(b);
@@ -131,9 +141,11 @@ pub fn take_lora<B: Backend>(
     Ok(linears)
 }
 
-/// PEFT's names and file layout (`[out, in]`) of every LoRA tensor, in site order.
-pub fn peft_tensors<B: Backend>(
+/// The file names (PEFT's, or AdapterHub's for `format`) and burn layout (`[in, out]`, the
+/// transpose of the file's) of every LoRA tensor, in site order.
+pub fn lora_tensors<B: Backend>(
     linears: &[Option<LoraLinear<B>>],
+    format: &AdapterFormat,
     model: &T5Config,
 ) -> Vec<(String, Tensor<B, 2>)> {
     let mut out = Vec::new();
@@ -141,8 +153,8 @@ pub fn peft_tensors<B: Backend>(
         let (Some(linear), Some(name)) = (linear, super::site::site_name(model, site)) else {
             continue;
         };
-        out.push((format!("{PREFIX}{name}.lora_A.weight"), linear.a.val()));
-        out.push((format!("{PREFIX}{name}.lora_B.weight"), linear.b.val()));
+        out.push((tensor_name(format, &name, "A"), linear.a.val()));
+        out.push((tensor_name(format, &name, "B"), linear.b.val()));
     }
     out
 }
@@ -187,17 +199,17 @@ pub fn read_peft_config(value: &Value, config_path: &Path, model: &T5Config) -> 
     Ok(config)
 }
 
-/// A PEFT LoRA from its config ([`read_peft_config`]) and its weights (`weights_path` labels
-/// the errors).
-pub fn build_peft<B: Backend>(
+/// A LoRA from its config ([`read_peft_config`], or AdapterHub's) and its weights
+/// (`weights_path` labels the errors).
+pub fn build_lora<B: Backend>(
     name: &str,
-    (value, config): (Value, LoraConfig),
+    (format, config): (AdapterFormat, LoraConfig),
     mut w: Weights,
     weights_path: &Path,
     model: &T5Config,
     device: &B::Device,
 ) -> Result<TaskAdapter<B>> {
-    let linears = take_lora(&mut w, &config, model, device)?;
+    let linears = take_lora(&mut w, &config, &format, model, device)?;
     let leftover = w.untaken();
     if let Some(first) = leftover.first() {
         return Err(Error::checkpoint(
@@ -208,13 +220,13 @@ pub fn build_peft<B: Backend>(
             ),
         ));
     }
-    let format = AdapterFormat::Peft { config: value };
     Ok(TaskAdapter::with_lora(name, config, linears, format, model))
 }
 
-/// Writes a LoRA in PEFT's format: `adapter_config.json` and `adapter_model.safetensors`.
-pub fn save_peft<B: Backend>(adapter: &TaskAdapter<B>, config: &Value, model: &T5Config, dir: &Path) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = peft_tensors(&adapter.linears, model)
+/// Writes a LoRA in the format it came from: PEFT's (`adapter_config.json`,
+/// `adapter_model.safetensors`) or AdapterHub's (`adapter_config.json`, `adapter.safetensors`).
+pub fn save_lora<B: Backend>(adapter: &TaskAdapter<B>, config: &Value, model: &T5Config, dir: &Path) -> Result<()> {
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = lora_tensors(&adapter.linears, &adapter.format, model)
         .into_iter()
         .map(|(name, t)| {
             let t = t.transpose();
@@ -223,7 +235,11 @@ pub fn save_peft<B: Backend>(adapter: &TaskAdapter<B>, config: &Value, model: &T
         })
         .collect();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_safetensors(&dir.join(PEFT_WEIGHTS), &tensors, None)?;
+    let file = match adapter.format {
+        AdapterFormat::AdapterHub { .. } => crate::files::ADAPTER_WEIGHTS,
+        _ => PEFT_WEIGHTS,
+    };
+    write_safetensors(&dir.join(file), &tensors, None)?;
     let text = serde_json::to_string_pretty(config).expect("serializable");
     crate::io::write_atomic(&dir.join(ADAPTER_CONFIG), text.as_bytes())
 }
