@@ -208,4 +208,23 @@ mod tests {
         };
         assert!(none.sites(&model()).unwrap_err().contains("matches none"));
     }
+
+    /// Trainable parameters at t5-small / t5-base shapes: r 8 on q and v (PEFT's T5 default;
+    /// PEFT prints 884,736 for t5-base), and on every linear layer.
+    #[test]
+    fn counts_at_t5_small_and_t5_base() {
+        let small = T5Config::t5_small();
+        let mut base = T5Config::t5_small();
+        (base.d_model, base.d_ff, base.num_heads, base.num_layers, base.num_decoder_layers) =
+            (768, 3072, 12, 12, Some(12));
+        let qv = LoraConfig::default();
+        let all = LoraConfig {
+            target_modules: Modules::Names(["q", "k", "v", "o", "wi", "wo"].map(String::from).to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(qv.num_params(&small).unwrap(), 294_912);
+        assert_eq!(qv.num_params(&base).unwrap(), 884_736);
+        assert_eq!(all.num_params(&small).unwrap(), 1_081_344);
+        assert_eq!(all.num_params(&base).unwrap(), 3_244_032);
+    }
 }
