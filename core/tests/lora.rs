@@ -67,8 +67,16 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
             let values = host(grad.transpose());
             let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
             let sum = values.iter().sum::<f32>();
-            close(norm, norms[&name].as_f64().unwrap() as f32, &format!("{case}: grad norm of {name}"));
-            close(sum, sums[&name].as_f64().unwrap() as f32, &format!("{case}: grad sum of {name}"));
+            close(
+                norm,
+                norms[&name].as_f64().unwrap() as f32,
+                &format!("{case}: grad norm of {name}"),
+            );
+            close(
+                sum,
+                sums[&name].as_f64().unwrap() as f32,
+                &format!("{case}: grad sum of {name}"),
+            );
             if let Some(want) = full.get(&name) {
                 let (want, _) = flatten_f32(want);
                 let diff = max_abs_diff(&values, &want);
@@ -76,7 +84,14 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
             }
         }
         assert!(
-            model.encoder.block[0].self_attention.self_attention.q.weight.val().grad(&grads).is_none(),
+            model.encoder.block[0]
+                .self_attention
+                .self_attention
+                .q
+                .weight
+                .val()
+                .grad(&grads)
+                .is_none(),
             "{case}: the frozen backbone got a gradient"
         );
     }
@@ -93,7 +108,11 @@ fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
         let mut config = GenerationConfig::for_model(&dir.config);
         config.max_new_tokens = 16;
         let got = generate(&model, &inputs_of(&g), &config, Some(&adapters)).unwrap();
-        let want: Vec<Vec<u32>> = g.ints("greedy").iter().map(|r| strip_generated(r, 1)).collect();
+        let want: Vec<Vec<u32>> = g
+            .ints("greedy")
+            .iter()
+            .map(|r| strip_generated(r, 1))
+            .collect();
         assert_eq!(got, want, "{case}: greedy");
     }
 }
@@ -109,7 +128,10 @@ fn mixed_batch_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
         set.insert(load_adapter::<B>(&peft_dir().join(case), &dir.config, device).unwrap());
     }
     let rows: Vec<String> = g.texts("adapter_names");
-    let names: Vec<Option<&str>> = rows.iter().map(|n| (n != "__base__").then_some(n.as_str())).collect();
+    let names: Vec<Option<&str>> = rows
+        .iter()
+        .map(|n| (n != "__base__").then_some(n.as_str()))
+        .collect();
     let adapters = Adapters::per_row(&set, &names).unwrap();
     let ids = int_tensor::<B>(&g.ints("input_ids"), device);
     let mask = int_tensor::<B>(&g.ints("attention_mask"), device);
@@ -121,14 +143,21 @@ fn mixed_batch_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     config.max_new_tokens = 16;
     let inputs = inputs_of(&g);
     let got = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
-    let want: Vec<Vec<u32>> = g.ints("greedy").iter().map(|r| strip_generated(r, 1)).collect();
+    let want: Vec<Vec<u32>> = g
+        .ints("greedy")
+        .iter()
+        .map(|r| strip_generated(r, 1))
+        .collect();
     assert_eq!(got, want, "mixed LoRA batch: greedy");
     config.num_beams = 3;
     let batched = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
     for (i, input) in inputs.iter().enumerate() {
         let alone = Adapters::per_row(&set, &names[i..=i]).unwrap();
         let single = generate(&model, std::slice::from_ref(input), &config, Some(&alone)).unwrap();
-        assert_eq!(batched[i], single[0], "mixed LoRA batch: beam search row {i}");
+        assert_eq!(
+            batched[i], single[0],
+            "mixed LoRA batch: beam search row {i}"
+        );
     }
 }
 
@@ -234,13 +263,19 @@ fn unsupported_peft_options_are_refused_by_name() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(
-            peft_dir().join("unsupported").join(case).join("adapter_config.json"),
+            peft_dir()
+                .join("unsupported")
+                .join(case)
+                .join("adapter_config.json"),
             dir.path().join("adapter_config.json"),
         )
         .unwrap();
         std::fs::write(dir.path().join("adapter_model.safetensors"), b"").unwrap();
         let err = load_err(dir.path(), "t5-v1_0");
-        assert!(err.contains(&format!("`{key}`")) && err.contains("adapter_config.json"), "{case}: {err}");
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains("adapter_config.json"),
+            "{case}: {err}"
+        );
     }
     // `shared` is the embedding table: not a linear layer this LoRA adapts.
     let dir = tempfile::tempdir().unwrap();
@@ -251,7 +286,10 @@ fn unsupported_peft_options_are_refused_by_name() {
     .unwrap();
     std::fs::write(dir.path().join("adapter_model.safetensors"), b"").unwrap();
     let err = load_err(dir.path(), "t5-v1_0");
-    assert!(err.contains("matches none of the model's linear layers"), "{err}");
+    assert!(
+        err.contains("matches none of the model's linear layers"),
+        "{err}"
+    );
 }
 
 /// Another model's LoRA, a rank that does not match the config, and a truncated file are one
@@ -269,13 +307,28 @@ fn bad_lora_files_name_the_file_and_the_mismatch() {
         serde_json::from_slice(&std::fs::read(src.join("adapter_config.json")).unwrap()).unwrap();
     config["r"] = 8.into();
     std::fs::write(dir.path().join("adapter_config.json"), config.to_string()).unwrap();
-    std::fs::copy(src.join("adapter_model.safetensors"), dir.path().join("adapter_model.safetensors")).unwrap();
+    std::fs::copy(
+        src.join("adapter_model.safetensors"),
+        dir.path().join("adapter_model.safetensors"),
+    )
+    .unwrap();
     let err = load_err(dir.path(), "t5-v1_0");
-    assert!(err.contains("adapter_model.safetensors") && err.contains("lora_A"), "{err}");
+    assert!(
+        err.contains("adapter_model.safetensors") && err.contains("lora_A"),
+        "{err}"
+    );
 
     let bytes = std::fs::read(src.join("adapter_model.safetensors")).unwrap();
-    std::fs::copy(src.join("adapter_config.json"), dir.path().join("adapter_config.json")).unwrap();
-    std::fs::write(dir.path().join("adapter_model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(
+        src.join("adapter_config.json"),
+        dir.path().join("adapter_config.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("adapter_model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
     let err = load_err(dir.path(), "t5-v1_0");
     assert!(err.contains("adapter_model.safetensors"), "{err}");
 }
@@ -299,11 +352,29 @@ fn a_merged_lora_is_the_model_with_the_lora() {
         for (name, _, values) in &tensors {
             let Some(sum) = sums.get(name) else { continue };
             let got = values.iter().map(|&v| v as f64).sum::<f64>();
-            close(got as f32, sum.as_f64().unwrap() as f32, &format!("{case}: merged {name} sum"));
-            let norm = values.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-            close(norm as f32, norms[name].as_f64().unwrap() as f32, &format!("{case}: merged {name} norm"));
+            close(
+                got as f32,
+                sum.as_f64().unwrap() as f32,
+                &format!("{case}: merged {name} sum"),
+            );
+            let norm = values
+                .iter()
+                .map(|&v| (v as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            close(
+                norm as f32,
+                norms[name].as_f64().unwrap() as f32,
+                &format!("{case}: merged {name} norm"),
+            );
         }
-        assert_eq!(tensors.iter().filter(|(n, ..)| sums.contains_key(n)).count(), sums.len());
+        assert_eq!(
+            tensors
+                .iter()
+                .filter(|(n, ..)| sums.contains_key(n))
+                .count(),
+            sums.len()
+        );
         let ids = int_tensor::<Cpu>(&g.ints("input_ids"), &device);
         let mask = int_tensor::<Cpu>(&g.ints("attention_mask"), &device);
         let labels = int_tensor::<Cpu>(&g.ints("labels"), &device);

@@ -112,7 +112,13 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
     /// `base`, or `base-2`, `base-3`, ...: the first name no adapter or task has.
     fn free_name(&self, base: &str) -> String {
         (1..)
-            .map(|i| if i == 1 { base.to_string() } else { format!("{base}-{i}") })
+            .map(|i| {
+                if i == 1 {
+                    base.to_string()
+                } else {
+                    format!("{base}-{i}")
+                }
+            })
             .find(|n| self.adapters.index(n).is_err() && !self.is_hyper_task(n))
             .expect("a free name")
     }

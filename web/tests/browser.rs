@@ -124,9 +124,15 @@ async fn a_peft_lora_generates_the_ids_peft_generates() {
     let config = include_bytes!("../../tests/fixtures/peft/lora-v1_1/adapter_config.json");
     let weights = include_bytes!("../../tests/fixtures/peft/lora-v1_1/adapter_model.safetensors");
     let golden = include_str!("../../tests/fixtures/peft/lora-v1_1/golden.json");
-    let name = demo.add_adapter(None, config, weights.to_vec()).ok().unwrap();
+    let name = demo
+        .add_adapter(None, config, weights.to_vec())
+        .ok()
+        .unwrap();
     assert_eq!(name, "lora");
-    let again = demo.add_adapter(None, config, weights.to_vec()).ok().unwrap();
+    let again = demo
+        .add_adapter(None, config, weights.to_vec())
+        .ok()
+        .unwrap();
     assert_eq!(again, "lora-2");
     demo.set_task_output(Some(&name)).await.ok().unwrap();
     let (texts, want) = expected(golden, "greedy");

@@ -21,12 +21,12 @@ use serde_json::{json, Value};
 
 use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
 use super::config::{BottleneckConfig, SeedAdapterConfig};
+use super::lora;
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-use super::lora;
 use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_WEIGHTS};
 use crate::io::{file_inside, key_place, parse_json};
 use crate::weights::{write_safetensors, Weights};
@@ -124,7 +124,14 @@ pub fn load_adapter<B: Backend>(
         }
         let weights = Weights::from_file(&weights_path)?;
         let name = name.unwrap_or_else(|| lora::peft::task_name(Some(dir)));
-        return lora::peft::build_lora(&name, (format, config), weights, &weights_path, model, device);
+        return lora::peft::build_lora(
+            &name,
+            (format, config),
+            weights,
+            &weights_path,
+            model,
+            device,
+        );
     }
     let parsed = parse_config(&text, &config_path, model)?;
     let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
@@ -157,9 +164,19 @@ pub fn load_adapter_from_bytes<B: Backend>(
     let value: Value = parse_json(text, config_path)?;
     if let Some((name, format, config, file)) = lora_config(&value, config_path, model)? {
         let weights_path = Path::new(file);
-        let weights = Weights::from_buffers(vec![(weights_path.into(), std::sync::Arc::from(safetensors))])?;
+        let weights = Weights::from_buffers(vec![(
+            weights_path.into(),
+            std::sync::Arc::from(safetensors),
+        )])?;
         let name = name.unwrap_or_else(|| lora::peft::task_name(None));
-        return lora::peft::build_lora(&name, (format, config), weights, weights_path, model, device);
+        return lora::peft::build_lora(
+            &name,
+            (format, config),
+            weights,
+            weights_path,
+            model,
+            device,
+        );
     }
     let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(
@@ -171,19 +188,29 @@ pub fn load_adapter_from_bytes<B: Backend>(
 
 /// A LoRA config, PEFT's or AdapterHub's: its task name (PEFT's has none), format, settings
 /// and weights file; `None` for a bottleneck adapter's config.
-type LoraParts = (Option<String>, AdapterFormat, lora::LoraConfig, &'static str);
+type LoraParts = (
+    Option<String>,
+    AdapterFormat,
+    lora::LoraConfig,
+    &'static str,
+);
 
 fn lora_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<Option<LoraParts>> {
     if lora::is_peft(value) {
         let config = lora::peft::read_peft_config(value, config_path, model)?;
-        let format = AdapterFormat::Peft { config: value.clone() };
+        let format = AdapterFormat::Peft {
+            config: value.clone(),
+        };
         return Ok(Some((None, format, config, PEFT_WEIGHTS)));
     }
     if lora::adapterhub::is_adapterhub_lora(value) {
         let bad = |e: String| Error::config(config_path, e);
         let (name, config) = lora::adapterhub::parse_adapterhub_lora(value, model).map_err(bad)?;
         config.sites(model).map_err(bad)?;
-        let format = AdapterFormat::AdapterHub { name: name.clone(), config: value.clone() };
+        let format = AdapterFormat::AdapterHub {
+            name: name.clone(),
+            config: value.clone(),
+        };
         return Ok(Some((Some(name), format, config, ADAPTER_WEIGHTS)));
     }
     Ok(None)
@@ -670,8 +697,12 @@ pub fn save_adapter<B: Backend>(
     let t = set.index(name)?;
     let adapter = &set.tasks[t];
     if adapter.lora.is_some() {
-        let (AdapterFormat::Peft { config } | AdapterFormat::AdapterHub { config, .. }) = &adapter.format else {
-            return Err(Error::Invalid(format!("LoRA `{name}` has no file format to be saved in")));
+        let (AdapterFormat::Peft { config } | AdapterFormat::AdapterHub { config, .. }) =
+            &adapter.format
+        else {
+            return Err(Error::Invalid(format!(
+                "LoRA `{name}` has no file format to be saved in"
+            )));
         };
         return lora::peft::save_lora(adapter, config, model, dir);
     }

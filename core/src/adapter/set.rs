@@ -351,13 +351,19 @@ impl<B: FusedOps> Adapters<'_, B> {
     ///
     /// # Shapes
     /// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
-    pub fn project(&self, site: usize, layer: &burn::nn::Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn project(
+        &self,
+        site: usize,
+        layer: &burn::nn::Linear<B>,
+        x: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let y = crate::layers::project(layer, x.clone());
         if !self.set.has_lora_at(site) {
             return y;
         }
         let d_out = y.dims()[2];
-        let lora_of = |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
+        let lora_of =
+            |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
         if let Routing::Rows(rows) = &self.routing {
             let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
             if let Some(delta) = super::lora::rows::delta_per_row(&loras, &x, d_out) {
@@ -405,7 +411,10 @@ impl<B: FusedOps> Adapters<'_, B> {
             let n = idx.len();
             order.extend(idx.iter().copied());
             let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [n]), &device);
-            let selected = inputs.iter().map(|t| t.clone().select(0, idx.clone())).collect();
+            let selected = inputs
+                .iter()
+                .map(|t| t.clone().select(0, idx.clone()))
+                .collect();
             outputs.push(f(task, selected));
         }
         let mut inverse = vec![0i64; order.len()];

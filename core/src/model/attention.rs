@@ -6,8 +6,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 
 use super::relative_bias::RelativeAttentionBias;
-use crate::adapter::{set::project_adapted, Adapters};
 use crate::adapter::lora::Target;
+use crate::adapter::{set::project_adapted, Adapters};
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{self, AttentionMask, FusedOps};

@@ -112,15 +112,13 @@ impl<B: FusedOps> LayerSelfAttention<B> {
             },
             None => KeyValue { key, value },
         };
-        let h = self.self_attention.forward(
-            normed,
-            kv.key.clone(),
-            kv.value.clone(),
-            mask,
-            at,
-            false,
-        );
-        (residual(x, h, &self.dropout, at, Sublayer::SelfAttention), kv)
+        let h =
+            self.self_attention
+                .forward(normed, kv.key.clone(), kv.value.clone(), mask, at, false);
+        (
+            residual(x, h, &self.dropout, at, Sublayer::SelfAttention),
+            kv,
+        )
     }
 }
 

@@ -233,7 +233,12 @@ fn fresh_adapters<B: Backend>(
     let mut set = AdapterSet::default();
     if config.adapter_config_name == "lora" {
         for name in &config.tasks {
-            set.insert(TaskAdapter::init_lora(name, config.lora.clone(), model_config, device)?);
+            set.insert(TaskAdapter::init_lora(
+                name,
+                config.lora.clone(),
+                model_config,
+                device,
+            )?);
         }
         return Ok(set);
     }

@@ -99,8 +99,9 @@ impl Job for BenchJob {
                 for &n in &args.loras {
                     let set = random_loras::<B>(n, &config, &device)?;
                     let names: Vec<String> = set.names().iter().map(|n| n.to_string()).collect();
-                    let rows: Vec<Option<&str>> =
-                        (0..batch).map(|r| names.get(r % n.max(1)).map(String::as_str)).collect();
+                    let rows: Vec<Option<&str>> = (0..batch)
+                        .map(|r| names.get(r % n.max(1)).map(String::as_str))
+                        .collect();
                     let adapters = Adapters::per_row(&set, &rows)?;
                     let adapters = (n > 0).then_some(&adapters);
                     let mut times = Vec::new();
@@ -155,10 +156,13 @@ fn random_loras<B: t5_core::fused::FusedOps>(
     };
     let mut set = AdapterSet::default();
     for i in 0..n {
-        let mut adapter = TaskAdapter::init_lora(&format!("lora{i}"), lora.clone(), config, device)?;
+        let mut adapter =
+            TaskAdapter::init_lora(&format!("lora{i}"), lora.clone(), config, device)?;
         for l in adapter.linears.iter_mut().flatten() {
             let b = l.b.val();
-            l.b = burn::module::Param::from_tensor(b.random_like(burn::tensor::Distribution::Normal(0.0, 0.02)));
+            l.b = burn::module::Param::from_tensor(
+                b.random_like(burn::tensor::Distribution::Normal(0.0, 0.02)),
+            );
         }
         set.insert(adapter);
     }

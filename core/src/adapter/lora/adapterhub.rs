@@ -24,14 +24,21 @@ pub fn parse_adapterhub_lora(
     value: &Value,
     model: &T5Config,
 ) -> Result<(String, LoraConfig), String> {
-    let c = value["config"].as_object().ok_or("`config` is not an object")?;
-    let name = value["name"].as_str().ok_or("no adapter `name`")?.to_string();
+    let c = value["config"]
+        .as_object()
+        .ok_or("`config` is not an object")?;
+    let name = value["name"]
+        .as_str()
+        .ok_or("no adapter `name`")?
+        .to_string();
     refuse_unsupported(c)?;
     let flag = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
     let number = |key: &str, default: f64| -> Result<f64, String> {
         match c.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_f64().ok_or(format!("`config.{key}` must be a number, got {v}")),
+            Some(v) => v
+                .as_f64()
+                .ok_or(format!("`config.{key}` must be a number, got {v}")),
         }
     };
     let list = |key: &str| -> Result<Vec<Value>, String> {
@@ -72,10 +79,15 @@ pub fn parse_adapterhub_lora(
         };
         wanted && !leave_out.contains(&layer)
     };
-    let names: Vec<String> = sites(model).filter(|(s, _)| chosen(*s)).map(|(_, n)| n).collect();
+    let names: Vec<String> = sites(model)
+        .filter(|(s, _)| chosen(*s))
+        .map(|(_, n)| n)
+        .collect();
     let r = number("r", 8.0)?;
     if r < 1.0 || r.fract() != 0.0 {
-        return Err(format!("`config.r` must be a whole number of at least 1, got {r}"));
+        return Err(format!(
+            "`config.r` must be a whole number of at least 1, got {r}"
+        ));
     }
     let config = LoraConfig {
         r: r as usize,

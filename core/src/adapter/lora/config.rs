@@ -122,7 +122,10 @@ impl LoraConfig {
             return Err("`r` must be at least 1".into());
         }
         if !self.lora_alpha.is_finite() {
-            return Err(format!("`lora_alpha` must be finite, got {}", self.lora_alpha));
+            return Err(format!(
+                "`lora_alpha` must be finite, got {}",
+                self.lora_alpha
+            ));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(format!(
@@ -153,8 +156,9 @@ impl LoraConfig {
 /// sorted) with `(.*\.)?(k)$` matching the module name.
 fn pattern_value<T: Copy>(patterns: &BTreeMap<String, T>, name: &str) -> Result<Option<T>, String> {
     for (key, value) in patterns {
-        let re = Regex::new(&format!("^(?:.*\\.)?(?:{key})$"))
-            .map_err(|e| format!("pattern `{key}` is not a regular expression this build reads: {e}"))?;
+        let re = Regex::new(&format!("^(?:.*\\.)?(?:{key})$")).map_err(|e| {
+            format!("pattern `{key}` is not a regular expression this build reads: {e}")
+        })?;
         if re.is_match(name) {
             return Ok(Some(*value));
         }
@@ -167,7 +171,10 @@ mod tests {
     use super::*;
 
     fn model() -> T5Config {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/t5-v1_0/config.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/t5-v1_0/config.json"
+        );
         T5Config::from_file(std::path::Path::new(path)).unwrap()
     }
 
@@ -179,12 +186,16 @@ mod tests {
             target_modules: Modules::Names(vec!["q".into(), "wo".into()]),
             ..Default::default()
         };
-        c.rank_pattern.insert("decoder.block.0.layer.1.EncDecAttention.q".into(), 2);
+        c.rank_pattern
+            .insert("decoder.block.0.layer.1.EncDecAttention.q".into(), 2);
         c.alpha_pattern.insert("wo".into(), 3.0);
         let sites = c.sites(&model()).unwrap();
         // q in 2 encoder + 2 decoder self-attentions, 2 cross-attentions; wo in 4 blocks.
         assert_eq!(sites.len(), 10);
-        let cross = sites.iter().find(|s| s.name.ends_with("block.0.layer.1.EncDecAttention.q")).unwrap();
+        let cross = sites
+            .iter()
+            .find(|s| s.name.ends_with("block.0.layer.1.EncDecAttention.q"))
+            .unwrap();
         assert_eq!((cross.r, cross.scaling), (2, 4.0));
         let wo = sites.iter().find(|s| s.name.ends_with("wo")).unwrap();
         assert_eq!((wo.r, wo.scaling), (4, 0.75));
@@ -201,7 +212,9 @@ mod tests {
         };
         let sites = c.sites(&model()).unwrap();
         assert_eq!(sites.len(), 8);
-        assert!(sites.iter().all(|s| s.name.starts_with("decoder") && s.scaling == 3.0));
+        assert!(sites
+            .iter()
+            .all(|s| s.name.starts_with("decoder") && s.scaling == 3.0));
         let none = LoraConfig {
             target_modules: Modules::Names(vec!["query".into()]),
             ..Default::default()
@@ -215,11 +228,18 @@ mod tests {
     fn counts_at_t5_small_and_t5_base() {
         let small = T5Config::t5_small();
         let mut base = T5Config::t5_small();
-        (base.d_model, base.d_ff, base.num_heads, base.num_layers, base.num_decoder_layers) =
-            (768, 3072, 12, 12, Some(12));
+        (
+            base.d_model,
+            base.d_ff,
+            base.num_heads,
+            base.num_layers,
+            base.num_decoder_layers,
+        ) = (768, 3072, 12, 12, Some(12));
         let qv = LoraConfig::default();
         let all = LoraConfig {
-            target_modules: Modules::Names(["q", "k", "v", "o", "wi", "wo"].map(String::from).to_vec()),
+            target_modules: Modules::Names(
+                ["q", "k", "v", "o", "wi", "wo"].map(String::from).to_vec(),
+            ),
             ..Default::default()
         };
         assert_eq!(qv.num_params(&small).unwrap(), 294_912);

@@ -33,7 +33,10 @@ pub fn merge_lora<B: Backend>(
 }
 
 /// The linear layer at `site` (see [`super::site`]).
-fn linear_mut<B: Backend>(model: &mut T5ForConditionalGeneration<B>, site: usize) -> Option<&mut Linear<B>> {
+fn linear_mut<B: Backend>(
+    model: &mut T5ForConditionalGeneration<B>,
+    site: usize,
+) -> Option<&mut Linear<B>> {
     let (layer, target) = (site / TARGETS.len(), TARGETS[site % TARGETS.len()]);
     let num_layers = model.config.num_layers;
     let block = if layer < num_layers {

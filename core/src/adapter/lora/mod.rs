@@ -11,5 +11,7 @@ pub mod site;
 pub use config::{LoraConfig, LoraSite, Modules};
 pub use linear::LoraLinear;
 pub use merge::merge_lora;
-pub use peft::{is_peft, lora_tensors, new_peft_config, parse_peft_config, take_lora, PEFT_WEIGHTS};
+pub use peft::{
+    is_peft, lora_tensors, new_peft_config, parse_peft_config, take_lora, PEFT_WEIGHTS,
+};
 pub use site::{num_sites, site, site_dims, site_name, Target};

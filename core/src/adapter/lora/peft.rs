@@ -75,7 +75,9 @@ pub fn parse_peft_config(value: &Value) -> std::result::Result<LoraConfig, Strin
             _ => false,
         };
         if !default {
-            return Err(format!("`{key}`: {v} is not supported (only plain LoRA on linear layers is)"));
+            return Err(format!(
+                "`{key}`: {v} is not supported (only plain LoRA on linear layers is)"
+            ));
         }
     }
     match map.get("init_lora_weights") {
@@ -106,14 +108,18 @@ fn field<T: serde::de::DeserializeOwned>(
 ) -> std::result::Result<Option<T>, String> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| format!("`{key}`: {e}")),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| format!("`{key}`: {e}")),
     }
 }
 
 /// The file name of a LoRA tensor at `module` in `format` (`which`: `A` or `B`).
 pub fn tensor_name(format: &AdapterFormat, module: &str, which: &str) -> String {
     match format {
-        AdapterFormat::AdapterHub { name, .. } => super::adapterhub::tensor_name(module, name, which),
+        AdapterFormat::AdapterHub { name, .. } => {
+            super::adapterhub::tensor_name(module, name, which)
+        }
         _ => format!("{PREFIX}{module}.lora_{which}.weight"),
     }
 }
@@ -195,7 +201,9 @@ pub fn task_name(dir: Option<&Path>) -> String {
 /// The LoRA settings of PEFT's `adapter_config.json` (at `config_path`), checked against `model`.
 pub fn read_peft_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<LoraConfig> {
     let config = parse_peft_config(value).map_err(|e| Error::config(config_path, e))?;
-    config.sites(model).map_err(|e| Error::config(config_path, e))?;
+    config
+        .sites(model)
+        .map_err(|e| Error::config(config_path, e))?;
     Ok(config)
 }
 
@@ -225,15 +233,25 @@ pub fn build_lora<B: Backend>(
 
 /// Writes a LoRA in the format it came from: PEFT's (`adapter_config.json`,
 /// `adapter_model.safetensors`) or AdapterHub's (`adapter_config.json`, `adapter.safetensors`).
-pub fn save_lora<B: Backend>(adapter: &TaskAdapter<B>, config: &Value, model: &T5Config, dir: &Path) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = lora_tensors(&adapter.linears, &adapter.format, model)
-        .into_iter()
-        .map(|(name, t)| {
-            let t = t.transpose();
-            let shape = t.dims().to_vec();
-            (name, shape, t.into_data().convert::<f32>().into_vec().expect("f32"))
-        })
-        .collect();
+pub fn save_lora<B: Backend>(
+    adapter: &TaskAdapter<B>,
+    config: &Value,
+    model: &T5Config,
+    dir: &Path,
+) -> Result<()> {
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        lora_tensors(&adapter.linears, &adapter.format, model)
+            .into_iter()
+            .map(|(name, t)| {
+                let t = t.transpose();
+                let shape = t.dims().to_vec();
+                (
+                    name,
+                    shape,
+                    t.into_data().convert::<f32>().into_vec().expect("f32"),
+                )
+            })
+            .collect();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let file = match adapter.format {
         AdapterFormat::AdapterHub { .. } => crate::files::ADAPTER_WEIGHTS,

@@ -257,7 +257,9 @@ impl RunConfig {
             return Err("`lora.r` must be at least 1".into());
         }
         if !c.lora_alpha.is_finite() || !(0.0..1.0).contains(&c.lora_dropout) {
-            return Err("`lora.lora_alpha` must be finite and `lora.lora_dropout` in [0, 1)".into());
+            return Err(
+                "`lora.lora_alpha` must be finite and `lora.lora_dropout` in [0, 1)".into(),
+            );
         }
         Ok(())
     }
@@ -299,7 +301,9 @@ impl RunConfig {
     /// baseline, docs/HYPERNETWORKS.md section 6).
     pub(super) fn warnings(&self) -> Vec<String> {
         let mut lora = Vec::new();
-        if self.adapter_config_name != "lora" && self.lora != crate::adapter::lora::LoraConfig::default() {
+        if self.adapter_config_name != "lora"
+            && self.lora != crate::adapter::lora::LoraConfig::default()
+        {
             lora.push(format!(
                 "`lora` has no effect with `adapter_config_name: \"{}\"` (it configures `lora`); ignored",
                 self.adapter_config_name

@@ -379,7 +379,9 @@ mod backend_serde {
 fn lora_from_peft_keys<'de, D: Deserializer<'de>>(d: D) -> Result<LoraConfig, D::Error> {
     let mut value = Value::deserialize(d)?;
     let Value::Object(map) = &mut value else {
-        return Err(serde::de::Error::custom("expected an object of PEFT `LoraConfig` keys"));
+        return Err(serde::de::Error::custom(
+            "expected an object of PEFT `LoraConfig` keys",
+        ));
     };
     map.entry("peft_type").or_insert_with(|| "LORA".into());
     parse_peft_config(&value).map_err(serde::de::Error::custom)
