@@ -30,6 +30,8 @@ pub const TORCH_WEIGHTS_INDEX_FILE: &str = "pytorch_model.bin.index.json";
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 /// An adapter's weights.
 pub const ADAPTER_WEIGHTS: &str = "adapter.safetensors";
+/// A PEFT adapter's weights (its config is [`ADAPTER_CONFIG`] too).
+pub const PEFT_WEIGHTS: &str = "adapter_model.safetensors";
 
 /// A hypernetwork's `hypernetwork_config.json`.
 pub const HYPER_CONFIG: &str = "hypernetwork_config.json";

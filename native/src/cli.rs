@@ -31,6 +31,9 @@ pub enum Command {
     /// task: `OUTPUT/model/`, `OUTPUT/adapters/<task>/`, and `OUTPUT/run.json` from the seed's run
     /// config when one sits next to the checkpoint.
     Import(ImportArgs),
+    /// Fold a LoRA into its backbone and write the result as a plain HF model directory
+    /// (PEFT's `merge_and_unload` + `save_pretrained`).
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +210,10 @@ pub struct BenchArgs {
     /// t5-small's shape, e.g. web/demo/model to compare with the browser demo's benchmark.
     #[arg(long)]
     pub model: Option<String>,
+    /// Generation: also time each batch with its rows routed round-robin over this many
+    /// distinct LoRAs (r 8 on q, k, v, o, wi, wo; e.g. `--loras 1 2 8 32`). 0: no adapters.
+    #[arg(long, num_args = 1.., default_values_t = [0])]
+    pub loras: Vec<usize>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
@@ -311,4 +318,17 @@ pub struct PredictArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The backbone: a model directory or a hub name.
+    #[arg(long)]
+    pub model: String,
+    /// The LoRA directory (PEFT's `adapter_config.json` + `adapter_model.safetensors`).
+    #[arg(long)]
+    pub adapter: std::path::PathBuf,
+    /// The new model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub output: std::path::PathBuf,
 }

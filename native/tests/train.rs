@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 #[path = "train/crashes.rs"]
 mod crashes;
+#[path = "train/lora.rs"]
+mod lora;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

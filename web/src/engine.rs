@@ -90,8 +90,11 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
     ) -> Result<String> {
         let mut adapter =
             load_adapter_from_bytes::<B>(config_json, safetensors, &self.config, &self.device)?;
-        if let Some(name) = name {
-            adapter.name = name.to_string();
+        match name {
+            Some(name) => adapter.name = name.to_string(),
+            // PEFT files name no task: each LoRA dropped on the page gets a name of its own.
+            None if adapter.lora.is_some() => adapter.name = self.free_name("lora"),
+            None => {}
         }
         let name = adapter.name.clone();
         if self.is_hyper_task(&name) {
@@ -104,6 +107,20 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
         }
         self.adapters.insert(adapter);
         Ok(name)
+    }
+
+    /// `base`, or `base-2`, `base-3`, ...: the first name no adapter or task has.
+    fn free_name(&self, base: &str) -> String {
+        (1..)
+            .map(|i| {
+                if i == 1 {
+                    base.to_string()
+                } else {
+                    format!("{base}-{i}")
+                }
+            })
+            .find(|n| self.adapters.index(n).is_err() && !self.is_hyper_task(n))
+            .expect("a free name")
     }
 
     /// The attached adapters' names, then the hypernetwork's tasks.

@@ -116,6 +116,31 @@ async fn backbone_and_adapter_match_python(backend: &str) {
     );
 }
 
+/// A PEFT LoRA dropped on the page (its files name no task): attached as `lora`, then `lora-2`,
+/// generating the ids PEFT generated.
+#[wasm_bindgen_test]
+async fn a_peft_lora_generates_the_ids_peft_generates() {
+    let demo = load("cpu").await;
+    let config = include_bytes!("../../tests/fixtures/peft/lora-v1_1/adapter_config.json");
+    let weights = include_bytes!("../../tests/fixtures/peft/lora-v1_1/adapter_model.safetensors");
+    let golden = include_str!("../../tests/fixtures/peft/lora-v1_1/golden.json");
+    let name = demo
+        .add_adapter(None, config, weights.to_vec())
+        .ok()
+        .unwrap();
+    assert_eq!(name, "lora");
+    let again = demo
+        .add_adapter(None, config, weights.to_vec())
+        .ok()
+        .unwrap();
+    assert_eq!(again, "lora-2");
+    demo.set_task_output(Some(&name)).await.ok().unwrap();
+    let (texts, want) = expected(golden, "greedy");
+    for (text, want) in texts.iter().zip(&want) {
+        assert_eq!(&greedy(&demo, text).await, want, "LoRA: {text}");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn cpu_generates_the_ids_transformers_generates() {
     backbone_and_adapter_match_python("cpu").await;

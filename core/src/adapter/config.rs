@@ -160,6 +160,15 @@ impl BottleneckConfig {
         }
     }
 
+    /// No bottleneck adapter anywhere (the bottleneck part of an adapter that is a LoRA).
+    pub fn none() -> Self {
+        Self {
+            mh_adapter: false,
+            output_adapter: false,
+            ..Self::pfeiffer()
+        }
+    }
+
     pub fn activation(&self) -> Result<Activation, String> {
         non_linearity(&self.non_linearity)
     }

@@ -21,12 +21,13 @@ use serde_json::{json, Value};
 
 use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
 use super::config::{BottleneckConfig, SeedAdapterConfig};
+use super::lora;
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_WEIGHTS};
 use crate::io::{file_inside, key_place, parse_json};
 use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
@@ -74,6 +75,8 @@ fn names(format: &AdapterFormat, config: &BottleneckConfig) -> Names {
             before: "adapter.pre_layer_norm".into(),
             after: "adapter.post_layer_norm".into(),
         },
+        // A PEFT LoRA has no bottleneck tensors.
+        AdapterFormat::Peft { .. } => names(&AdapterFormat::Native, config),
         AdapterFormat::AdapterHub { name, .. } => {
             let p = format!("adapters.{name}");
             Names {
@@ -110,6 +113,26 @@ pub fn load_adapter<B: Backend>(
         )));
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let value: Value = parse_json(&text, &config_path)?;
+    if let Some((name, format, config, file)) = lora_config(&value, &config_path, model)? {
+        let weights_path = file_inside(dir, file, None)?;
+        if !weights_path.is_file() {
+            return Err(Error::MissingFiles(format!(
+                "{}: no {file} (.bin files are not read; save with safetensors)",
+                dir.display()
+            )));
+        }
+        let weights = Weights::from_file(&weights_path)?;
+        let name = name.unwrap_or_else(|| lora::peft::task_name(Some(dir)));
+        return lora::peft::build_lora(
+            &name,
+            (format, config),
+            weights,
+            &weights_path,
+            model,
+            device,
+        );
+    }
     let parsed = parse_config(&text, &config_path, model)?;
     let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
     if !weights_path.is_file() {
@@ -138,12 +161,59 @@ pub fn load_adapter_from_bytes<B: Backend>(
     let config_path = Path::new(ADAPTER_CONFIG);
     let text = std::str::from_utf8(config_json)
         .map_err(|e| Error::config(config_path, format!("not UTF-8 text: {e}")))?;
+    let value: Value = parse_json(text, config_path)?;
+    if let Some((name, format, config, file)) = lora_config(&value, config_path, model)? {
+        let weights_path = Path::new(file);
+        let weights = Weights::from_buffers(vec![(
+            weights_path.into(),
+            std::sync::Arc::from(safetensors),
+        )])?;
+        let name = name.unwrap_or_else(|| lora::peft::task_name(None));
+        return lora::peft::build_lora(
+            &name,
+            (format, config),
+            weights,
+            weights_path,
+            model,
+            device,
+        );
+    }
     let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(
         ADAPTER_WEIGHTS.into(),
         std::sync::Arc::from(safetensors),
     )])?;
     build(parsed, weights, Path::new(ADAPTER_WEIGHTS), model, device)
+}
+
+/// A LoRA config, PEFT's or AdapterHub's: its task name (PEFT's has none), format, settings
+/// and weights file; `None` for a bottleneck adapter's config.
+type LoraParts = (
+    Option<String>,
+    AdapterFormat,
+    lora::LoraConfig,
+    &'static str,
+);
+
+fn lora_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<Option<LoraParts>> {
+    if lora::is_peft(value) {
+        let config = lora::peft::read_peft_config(value, config_path, model)?;
+        let format = AdapterFormat::Peft {
+            config: value.clone(),
+        };
+        return Ok(Some((None, format, config, PEFT_WEIGHTS)));
+    }
+    if lora::adapterhub::is_adapterhub_lora(value) {
+        let bad = |e: String| Error::config(config_path, e);
+        let (name, config) = lora::adapterhub::parse_adapterhub_lora(value, model).map_err(bad)?;
+        config.sites(model).map_err(bad)?;
+        let format = AdapterFormat::AdapterHub {
+            name: name.clone(),
+            config: value.clone(),
+        };
+        return Ok(Some((Some(name), format, config, ADAPTER_WEIGHTS)));
+    }
+    Ok(None)
 }
 
 /// What an adapter config says: its task name, bottleneck options and file format.
@@ -305,8 +375,10 @@ fn build<B: Backend>(
     }
     Ok(TaskAdapter {
         positions,
+        linears: Vec::new(),
         name: task,
         config,
+        lora: None,
         activation,
         format,
         shared_norms: false,
@@ -624,6 +696,16 @@ pub fn save_adapter<B: Backend>(
 ) -> Result<()> {
     let t = set.index(name)?;
     let adapter = &set.tasks[t];
+    if adapter.lora.is_some() {
+        let (AdapterFormat::Peft { config } | AdapterFormat::AdapterHub { config, .. }) =
+            &adapter.format
+        else {
+            return Err(Error::Invalid(format!(
+                "LoRA `{name}` has no file format to be saved in"
+            )));
+        };
+        return lora::peft::save_lora(adapter, config, model, dir);
+    }
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = named_tensors(set, t, model)
         .into_iter()
         .map(|(name, tensor)| {
@@ -632,7 +714,7 @@ pub fn save_adapter<B: Backend>(
         })
         .collect();
     let config = match &adapter.format {
-        AdapterFormat::AdapterHub { config, .. } => config.clone(),
+        AdapterFormat::AdapterHub { config, .. } | AdapterFormat::Peft { config } => config.clone(),
         AdapterFormat::Native => {
             let seed = adapter.config.seed_options(model);
             let native = NativeAdapterConfig {

@@ -1,11 +1,12 @@
-//! Per-task adapter layers on a frozen, shared backbone: the seed project's adapter and
-//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer), loaded, saved, switched by name, and
-//! routed per row.
+//! Per-task adapter layers on a frozen, shared backbone: the seed project's adapter,
+//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer) and LoRA (HF PEFT's format), loaded,
+//! saved, switched by name, and routed per row.
 
 pub mod bottleneck;
 pub mod config;
 pub mod format;
 pub mod hyper;
+pub mod lora;
 pub mod set;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};

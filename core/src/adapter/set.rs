@@ -6,6 +6,7 @@ use crate::fused::FusedOps;
 
 use super::bottleneck::{AdapterNorms, Bottleneck};
 use super::config::BottleneckConfig;
+use super::lora::{LoraConfig, LoraLinear};
 use crate::config::{Activation, T5Config};
 use crate::error::{Error, Result};
 
@@ -62,17 +63,25 @@ pub enum AdapterFormat {
         name: String,
         config: serde_json::Value,
     },
+    /// HF PEFT's format (`adapter_model.safetensors`); keeps PEFT's config as loaded.
+    Peft { config: serde_json::Value },
 }
 
-/// One task's adapters at every adapted sublayer.
+/// One task's adapters: bottleneck adapters after sublayers, LoRA updates of linear layers.
 #[derive(Module, Debug)]
 pub struct TaskAdapter<B: Backend> {
     /// Indexed by [`position`]; `None` where the config puts no adapter.
     pub positions: Vec<Option<Bottleneck<B>>>,
+    /// Indexed by [`super::lora::site`]; empty when the adapter has no LoRA.
+    pub linears: Vec<Option<LoraLinear<B>>>,
     #[module(skip)]
     pub name: String,
+    /// The bottleneck adapters' settings ([`BottleneckConfig::none`] for a LoRA).
     #[module(skip)]
     pub config: BottleneckConfig,
+    /// The LoRA settings, for a LoRA.
+    #[module(skip)]
+    pub lora: Option<LoraConfig>,
     #[module(skip)]
     pub activation: Activation,
     #[module(skip)]
@@ -102,12 +111,62 @@ impl<B: Backend> TaskAdapter<B> {
             .collect();
         Ok(Self {
             positions,
+            linears: Vec::new(),
             name: name.to_string(),
             config,
+            lora: None,
             activation,
             format: AdapterFormat::Native,
             shared_norms: false,
         })
+    }
+
+    /// A fresh LoRA for `name` (PEFT's initialization: `B` zero, so it starts as the backbone),
+    /// saved in PEFT's format.
+    pub fn init_lora(
+        name: &str,
+        config: LoraConfig,
+        model: &T5Config,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let bad = |e: String| Error::Invalid(format!("LoRA `{name}`: {e}"));
+        let mut linears: Vec<Option<LoraLinear<B>>> =
+            (0..super::lora::num_sites(model)).map(|_| None).collect();
+        for s in config.sites(model).map_err(bad)? {
+            let (d_in, d_out) = super::lora::site_dims(model, s.site);
+            linears[s.site] = Some(LoraLinear::init(
+                d_in,
+                d_out,
+                s.r,
+                s.scaling,
+                config.lora_dropout,
+                device,
+            ));
+        }
+        let format = AdapterFormat::Peft {
+            config: super::lora::new_peft_config(&config, None),
+        };
+        Ok(Self::with_lora(name, config, linears, format, model))
+    }
+
+    /// A task adapter that is a LoRA only.
+    pub fn with_lora(
+        name: &str,
+        config: LoraConfig,
+        linears: Vec<Option<LoraLinear<B>>>,
+        format: AdapterFormat,
+        model: &T5Config,
+    ) -> Self {
+        Self {
+            positions: (0..num_positions(model)).map(|_| None).collect(),
+            linears,
+            name: name.to_string(),
+            config: BottleneckConfig::none(),
+            lora: Some(config),
+            activation: Activation::Relu,
+            format,
+            shared_norms: false,
+        }
     }
 
     /// Trainable parameters.
@@ -200,6 +259,13 @@ impl<B: Backend> AdapterSet<B> {
     pub fn num_params(&self) -> usize {
         burn::module::Module::num_params(self)
     }
+
+    /// Whether any task has a LoRA at `site`.
+    pub fn has_lora_at(&self, site: usize) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| t.linears.get(site).is_some_and(Option::is_some))
+    }
 }
 
 /// Which adapter each row of a batch goes through.
@@ -273,15 +339,65 @@ impl<B: FusedOps> Adapters<'_, B> {
         h: Tensor<B, 3>,
         dropout: &burn::nn::Dropout,
     ) -> Tensor<B, 3> {
+        self.by_rows(vec![x, h], |task, mut xh| {
+            let h = xh.pop().expect("two inputs");
+            let x = xh.pop().expect("two inputs");
+            self.apply_task(task, position, x, h, dropout)
+        })
+    }
+
+    /// `layer(x)` plus the LoRA update of each row's task at `site` (none for rows whose task
+    /// has no LoRA there).
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
+    pub fn project(
+        &self,
+        site: usize,
+        layer: &burn::nn::Linear<B>,
+        x: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let y = crate::layers::project(layer, x.clone());
+        if !self.set.has_lora_at(site) {
+            return y;
+        }
+        let d_out = y.dims()[2];
+        let lora_of =
+            |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
+        if let Routing::Rows(rows) = &self.routing {
+            let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
+            if let Some(delta) = super::lora::rows::delta_per_row(&loras, &x, d_out) {
+                return y + delta;
+            }
+        }
+        let delta = self.by_rows(vec![x], |task, mut xs| {
+            let x = xs.pop().expect("one input");
+            match lora_of(task) {
+                Some(lora) => lora.delta(x),
+                None => {
+                    let [b, s, _] = x.dims();
+                    Tensor::zeros([b, s, d_out], &x.device())
+                }
+            }
+        });
+        y + delta
+    }
+
+    /// `f(task, rows)` for each task's rows of `inputs` (all rows at once when they share a
+    /// task), with the results put back in row order.
+    fn by_rows(
+        &self,
+        inputs: Vec<Tensor<B, 3>>,
+        f: impl Fn(Option<usize>, Vec<Tensor<B, 3>>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let rows = match &self.routing {
-            Routing::Task(t) => return self.apply_task(Some(*t), position, x, h, dropout),
+            Routing::Task(t) => return f(Some(*t), inputs),
             Routing::Rows(rows) => rows,
         };
         if rows.windows(2).all(|w| w[0] == w[1]) {
-            return self.apply_task(rows.first().copied().flatten(), position, x, h, dropout);
+            return f(rows.first().copied().flatten(), inputs);
         }
-        // Each task runs on its own rows; the results go back to their places.
-        let device = x.device();
+        let device = inputs[0].device();
         let mut groups: Vec<(Option<usize>, Vec<i64>)> = Vec::new();
         for (r, task) in rows.iter().enumerate() {
             match groups.iter_mut().find(|(t, _)| t == task) {
@@ -295,8 +411,11 @@ impl<B: FusedOps> Adapters<'_, B> {
             let n = idx.len();
             order.extend(idx.iter().copied());
             let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [n]), &device);
-            let (xs, hs) = (x.clone().select(0, idx.clone()), h.clone().select(0, idx));
-            outputs.push(self.apply_task(task, position, xs, hs, dropout));
+            let selected = inputs
+                .iter()
+                .map(|t| t.clone().select(0, idx.clone()))
+                .collect();
+            outputs.push(f(task, selected));
         }
         let mut inverse = vec![0i64; order.len()];
         for (i, &r) in order.iter().enumerate() {
@@ -325,5 +444,21 @@ impl<B: FusedOps> Adapters<'_, B> {
             }
             _ => x + dropout.forward(h),
         }
+    }
+}
+
+/// `layer(x)`, plus the LoRA update at `target` of layer `at.1` when adapters are given.
+///
+/// # Shapes
+/// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
+pub fn project_adapted<B: FusedOps>(
+    layer: &burn::nn::Linear<B>,
+    x: Tensor<B, 3>,
+    at: Option<(&Adapters<B>, usize)>,
+    target: super::lora::Target,
+) -> Tensor<B, 3> {
+    match at {
+        Some((adapters, l)) => adapters.project(super::lora::site(l, target), layer, x),
+        None => crate::layers::project(layer, x),
     }
 }

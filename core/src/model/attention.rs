@@ -6,10 +6,12 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 
 use super::relative_bias::RelativeAttentionBias;
+use crate::adapter::lora::Target;
+use crate::adapter::{set::project_adapted, Adapters};
 use crate::config::T5Config;
 use crate::error::Result;
 use crate::fused::{self, AttentionMask, FusedOps};
-use crate::layers::{init_linear, load_linear, project};
+use crate::layers::{init_linear, load_linear};
 use crate::weights::Weights;
 
 /// Projections `q`, `k`, `v`, `o` and, in the first block of a stack, the position-bias table.
@@ -90,12 +92,21 @@ impl<B: Backend> Attention<B> {
 
 impl<B: FusedOps> Attention<B> {
     /// Keys and values of `states` (computed once per input for cross-attention), heads packed
-    /// in the last dimension.
+    /// in the last dimension; `at` is the adapters and the layer number, `cross` whether this
+    /// is cross-attention (LoRA targets differ).
     ///
     /// # Shapes
     /// - states: `[batch, seq, d_model]` -> two `[batch, seq, num_heads * d_kv]`
-    pub fn project_kv(&self, states: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
-        (project(&self.k, states.clone()), project(&self.v, states))
+    pub fn project_kv(
+        &self,
+        states: Tensor<B, 3>,
+        at: Option<(&Adapters<B>, usize)>,
+        cross: bool,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        (
+            project_adapted(&self.k, states.clone(), at, Target::K.cross(cross)),
+            project_adapted(&self.v, states, at, Target::V.cross(cross)),
+        )
     }
 
     /// Attends from `hidden` to precomputed keys and values.
@@ -104,6 +115,7 @@ impl<B: FusedOps> Attention<B> {
     /// - hidden: `[batch, q_len, d_model]`
     /// - key, value: `[batch, k_len, num_heads * d_kv]`
     /// - mask: position bias and padding (see [`AttentionMask`]; its dropout is set here)
+    /// - at, cross: as for [`Self::project_kv`]
     /// - output: `[batch, q_len, d_model]`
     pub fn forward(
         &self,
@@ -111,11 +123,13 @@ impl<B: FusedOps> Attention<B> {
         key: Tensor<B, 3>,
         value: Tensor<B, 3>,
         mut mask: AttentionMask<B>,
+        at: Option<(&Adapters<B>, usize)>,
+        cross: bool,
     ) -> Tensor<B, 3> {
-        let query = project(&self.q, hidden);
+        let query = project_adapted(&self.q, hidden, at, Target::Q.cross(cross));
         mask.dropout = self.dropout_multipliers(&query, &key);
         let out = fused::attention(query, key, value, mask, self.num_heads);
-        project(&self.o, out)
+        project_adapted(&self.o, out, at, Target::O.cross(cross))
     }
 
     /// The dropout on the attention weights as multipliers (0 or `1 / (1 - p)`), when training

@@ -73,15 +73,17 @@ fn load_norm<B: Backend>(
     )
 }
 
-/// `x + dropout(h)`, or the adapted combination when an adapter sits at `position`.
+/// `x + dropout(h)`, or the adapted combination when a bottleneck adapter follows sublayer
+/// `sub` of layer `at.1`.
 fn residual<B: FusedOps>(
     x: Tensor<B, 3>,
     h: Tensor<B, 3>,
     dropout: &Dropout,
-    adapters: Option<(&Adapters<B>, usize)>,
+    at: Option<(&Adapters<B>, usize)>,
+    sub: Sublayer,
 ) -> Tensor<B, 3> {
-    match adapters {
-        Some((adapters, position)) => adapters.apply(position, x, h, dropout),
+    match at {
+        Some((adapters, layer)) => adapters.apply(position(layer, sub), x, h, dropout),
         None => x + dropout.forward(h),
     }
 }
@@ -92,16 +94,17 @@ impl<B: FusedOps> LayerSelfAttention<B> {
     /// - mask: position bias `[1, heads, seq, k_len]` (with the causal mask in the decoder) and
     ///   padding `[batch, k_len]`
     /// - past: keys/values of earlier positions when decoding incrementally
+    /// - at: the adapters and this block's layer number
     /// - output: `[batch, seq, d_model]` and the keys/values including this step
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         mask: AttentionMask<B>,
         past: Option<KeyValue<B>>,
-        adapters: Option<(&Adapters<B>, usize)>,
+        at: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
         let normed = self.layer_norm.forward(x.clone());
-        let (key, value) = self.self_attention.project_kv(normed.clone());
+        let (key, value) = self.self_attention.project_kv(normed.clone(), at, false);
         let kv = match past {
             Some(past) => KeyValue {
                 key: Tensor::cat(vec![past.key, key], 1),
@@ -109,10 +112,13 @@ impl<B: FusedOps> LayerSelfAttention<B> {
             },
             None => KeyValue { key, value },
         };
-        let h = self
-            .self_attention
-            .forward(normed, kv.key.clone(), kv.value.clone(), mask);
-        (residual(x, h, &self.dropout, adapters), kv)
+        let h =
+            self.self_attention
+                .forward(normed, kv.key.clone(), kv.value.clone(), mask, at, false);
+        (
+            residual(x, h, &self.dropout, at, Sublayer::SelfAttention),
+            kv,
+        )
     }
 }
 
@@ -120,11 +126,14 @@ impl<B: FusedOps> LayerCrossAttention<B> {
     /// # Shapes
     /// - x: `[batch, tgt, d_model]`; encoder: keys/values of the encoder output
     /// - padding: additive encoder padding mask `[batch, src]`
+    /// - at: the adapters and this block's layer number (LoRA only: bottleneck adapters never
+    ///   follow cross-attention)
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         encoder: &KeyValue<B>,
         padding: Tensor<B, 2>,
+        at: Option<(&Adapters<B>, usize)>,
     ) -> Tensor<B, 3> {
         let normed = self.layer_norm.forward(x.clone());
         let mask = AttentionMask {
@@ -136,6 +145,8 @@ impl<B: FusedOps> LayerCrossAttention<B> {
             encoder.key.clone(),
             encoder.value.clone(),
             mask,
+            at,
+            true,
         );
         x + self.dropout.forward(h)
     }
@@ -144,15 +155,11 @@ impl<B: FusedOps> LayerCrossAttention<B> {
 impl<B: FusedOps> LayerFF<B> {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        adapters: Option<(&Adapters<B>, usize)>,
-    ) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, at: Option<(&Adapters<B>, usize)>) -> Tensor<B, 3> {
         let h = self
             .dense_relu_dense
-            .forward(self.layer_norm.forward(x.clone()));
-        residual(x, h, &self.dropout, adapters)
+            .forward(self.layer_norm.forward(x.clone()), at);
+        residual(x, h, &self.dropout, at, Sublayer::FeedForward)
     }
 }
 
@@ -247,13 +254,10 @@ impl<B: FusedOps> Block<B> {
         cross: Option<(&KeyValue<B>, Tensor<B, 2>)>,
         adapters: Option<(&Adapters<B>, usize)>,
     ) -> (Tensor<B, 3>, KeyValue<B>) {
-        let at = |sub| adapters.map(|(a, layer)| (a, position(layer, sub)));
-        let (mut x, kv) =
-            self.self_attention
-                .forward(x, self_mask, past, at(Sublayer::SelfAttention));
+        let (mut x, kv) = self.self_attention.forward(x, self_mask, past, adapters);
         if let (Some(layer), Some((encoder, padding))) = (&self.cross_attention, cross) {
-            x = layer.forward(x, encoder, padding);
+            x = layer.forward(x, encoder, padding, adapters);
         }
-        (self.feed_forward.forward(x, at(Sublayer::FeedForward)), kv)
+        (self.feed_forward.forward(x, adapters), kv)
     }
 }

@@ -4,10 +4,12 @@
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
+use crate::adapter::lora::Target;
+use crate::adapter::{set::project_adapted, Adapters};
 use crate::config::{Activation, T5Config};
 use crate::error::Result;
 use crate::fused::FusedOps;
-use crate::layers::{activate, init_linear, load_linear, project};
+use crate::layers::{activate, init_linear, load_linear};
 use crate::weights::Weights;
 
 /// `wo(dropout(act(wi(x))))`, or `wo(dropout(act(wi_0(x)) * wi_1(x)))` when gated.
@@ -63,14 +65,19 @@ impl<B: Backend> DenseActDense<B> {
 }
 
 impl<B: FusedOps> DenseActDense<B> {
+    /// `at`: the adapters and this block's layer number (for LoRA).
+    ///
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = activate(self.activation, project(&self.wi, x.clone()));
+    pub fn forward(&self, x: Tensor<B, 3>, at: Option<(&Adapters<B>, usize)>) -> Tensor<B, 3> {
+        let h = activate(
+            self.activation,
+            project_adapted(&self.wi, x.clone(), at, Target::Wi),
+        );
         let h = match &self.wi_1 {
-            Some(gate) => h * project(gate, x),
+            Some(gate) => h * project_adapted(gate, x, at, Target::Wi1),
             None => h,
         };
-        project(&self.wo, self.dropout.forward(h))
+        project_adapted(&self.wo, self.dropout.forward(h), at, Target::Wo)
     }
 }

@@ -145,16 +145,25 @@ impl<B: Backend> T5ForConditionalGeneration<B> {
 
 impl<B: FusedOps> T5ForConditionalGeneration<B> {
     /// Cross-attention keys/values of every decoder layer, computed once per input.
-    pub fn cross_attention_kv(&self, encoder_hidden: &Tensor<B, 3>) -> Vec<KeyValue<B>> {
+    pub fn cross_attention_kv(
+        &self,
+        encoder_hidden: &Tensor<B, 3>,
+        adapters: Option<&Adapters<B>>,
+    ) -> Vec<KeyValue<B>> {
         self.decoder
             .block
             .iter()
-            .map(|block| {
+            .enumerate()
+            .map(|(i, block)| {
                 let layer = block
                     .cross_attention
                     .as_ref()
                     .expect("decoder blocks have cross-attention");
-                let (key, value) = layer.enc_dec_attention.project_kv(encoder_hidden.clone());
+                let at = adapters.map(|a| (a, self.config.num_layers + i));
+                let (key, value) =
+                    layer
+                        .enc_dec_attention
+                        .project_kv(encoder_hidden.clone(), at, true);
                 KeyValue { key, value }
             })
             .collect()
@@ -208,7 +217,7 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
         attention_mask: Tensor<B, 2, Int>,
         adapters: Option<&Adapters<B>>,
     ) -> Tensor<B, 3> {
-        let cross = self.cross_attention_kv(&encoder_hidden);
+        let cross = self.cross_attention_kv(&encoder_hidden, adapters);
         let mut past = vec![None; self.decoder.block.len()];
         let embeds = fused::embedding(self.shared.weight.val(), decoder_input_ids);
         let adapters = adapters.map(|a| (a, self.config.num_layers));
@@ -267,7 +276,7 @@ impl<B: FusedOps> T5ForConditionalGeneration<B> {
         let encoder_hidden = self.encode(input_ids, attention_mask.clone(), adapters);
         DecoderCache {
             self_attention: vec![None; self.decoder.block.len()],
-            cross_attention: self.cross_attention_kv(&encoder_hidden),
+            cross_attention: self.cross_attention_kv(&encoder_hidden, adapters),
             cross_bias: Self::mask_bias(attention_mask),
             len: 0,
         }

@@ -60,7 +60,9 @@ impl<B: Backend> RunAdapters<B> {
     /// Whether a step draws random numbers in the adapters.
     pub fn dropout_active(&self) -> bool {
         match self {
-            RunAdapters::PerTask(set) => set.tasks.iter().any(|t| t.config.dropout > 0.0),
+            RunAdapters::PerTask(set) => set.tasks.iter().any(|t| {
+                t.config.dropout > 0.0 || t.lora.as_ref().is_some_and(|l| l.lora_dropout > 0.0)
+            }),
             RunAdapters::Generated(_) => false,
         }
     }

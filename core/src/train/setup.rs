@@ -231,6 +231,17 @@ fn fresh_adapters<B: Backend>(
     device: &B::Device,
 ) -> Result<AdapterSet<B>> {
     let mut set = AdapterSet::default();
+    if config.adapter_config_name == "lora" {
+        for name in &config.tasks {
+            set.insert(TaskAdapter::init_lora(
+                name,
+                config.lora.clone(),
+                model_config,
+                device,
+            )?);
+        }
+        return Ok(set);
+    }
     let bottleneck = BottleneckConfig::seed(&config.adapter, model_config);
     for name in &config.tasks {
         set.insert(TaskAdapter::init(

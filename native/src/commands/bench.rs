@@ -16,7 +16,8 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::Optimizer;
-use t5_core::adapter::{AdapterSet, BottleneckConfig, SeedAdapterConfig, TaskAdapter};
+use t5_core::adapter::lora::{LoraConfig, Modules};
+use t5_core::adapter::{AdapterSet, Adapters, BottleneckConfig, SeedAdapterConfig, TaskAdapter};
 use t5_core::model::FreezeOptions;
 use t5_core::train::adapters::RunAdapters;
 use t5_core::train::batch::Example;
@@ -95,39 +96,77 @@ impl Job for BenchJob {
                     &what,
                 )?;
                 let inputs = synthetic_inputs(batch, args.src_len, config.vocab_size, 0);
-                let mut times = Vec::new();
-                for i in 0..args.warmup + args.repeats {
-                    let start = Instant::now();
-                    let out = generate(&model, &inputs, &gen, None)?;
-                    let elapsed = start.elapsed().as_secs_f64();
-                    if out.iter().any(|o| o.len() != args.new_tokens) {
-                        bail!("generated fewer than {} tokens", args.new_tokens);
+                for &n in &args.loras {
+                    let set = random_loras::<B>(n, &config, &device)?;
+                    let names: Vec<String> = set.names().iter().map(|n| n.to_string()).collect();
+                    let rows: Vec<Option<&str>> = (0..batch)
+                        .map(|r| names.get(r % n.max(1)).map(String::as_str))
+                        .collect();
+                    let adapters = Adapters::per_row(&set, &rows)?;
+                    let adapters = (n > 0).then_some(&adapters);
+                    let mut times = Vec::new();
+                    for i in 0..args.warmup + args.repeats {
+                        let start = Instant::now();
+                        let out = generate(&model, &inputs, &gen, adapters)?;
+                        let elapsed = start.elapsed().as_secs_f64();
+                        if out.iter().any(|o| o.len() != args.new_tokens) {
+                            bail!("generated fewer than {} tokens", args.new_tokens);
+                        }
+                        if i >= args.warmup {
+                            times.push(elapsed);
+                        }
                     }
-                    if i >= args.warmup {
-                        times.push(elapsed);
-                    }
+                    times.sort_by(f64::total_cmp);
+                    let median = times[times.len() / 2];
+                    lines.push(serde_json::json!({
+                        "impl": "ours",
+                        "backend": backend,
+                        "workload": "generate",
+                        "size": if args.model.is_some() { "checkpoint".to_string() } else { size_name(args.size) },
+                        "batch": batch,
+                        "beams": beams,
+                        "loras": n,
+                        "new_tokens": args.new_tokens,
+                        "src_len": args.src_len,
+                        "median_s": median,
+                        "min_s": times[0],
+                        "tokens_per_s": (batch * args.new_tokens) as f64 / median,
+                        "peak_rss_mb": peak_rss_mb(),
+                        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                    }));
                 }
-                times.sort_by(f64::total_cmp);
-                let median = times[times.len() / 2];
-                lines.push(serde_json::json!({
-                    "impl": "ours",
-                    "backend": backend,
-                    "workload": "generate",
-                    "size": if args.model.is_some() { "checkpoint".to_string() } else { size_name(args.size) },
-                    "batch": batch,
-                    "beams": beams,
-                    "new_tokens": args.new_tokens,
-                    "src_len": args.src_len,
-                    "median_s": median,
-                    "min_s": times[0],
-                    "tokens_per_s": (batch * args.new_tokens) as f64 / median,
-                    "peak_rss_mb": peak_rss_mb(),
-                    "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-                }));
             }
         }
         Ok(lines)
     }
+}
+
+/// `n` LoRAs named `lora0`, `lora1`, ... of rank 8 on every attention projection and `wi`/`wo`,
+/// with random `B` (a fresh LoRA's `B` is zero; the work is the same either way).
+fn random_loras<B: t5_core::fused::FusedOps>(
+    n: usize,
+    config: &T5Config,
+    device: &B::Device,
+) -> Result<AdapterSet<B>> {
+    let lora = LoraConfig {
+        r: 8,
+        lora_alpha: 16.0,
+        target_modules: Modules::Names(["q", "k", "v", "o", "wi", "wo"].map(String::from).to_vec()),
+        ..LoraConfig::default()
+    };
+    let mut set = AdapterSet::default();
+    for i in 0..n {
+        let mut adapter =
+            TaskAdapter::init_lora(&format!("lora{i}"), lora.clone(), config, device)?;
+        for l in adapter.linears.iter_mut().flatten() {
+            let b = l.b.val();
+            l.b = burn::module::Param::from_tensor(
+                b.random_like(burn::tensor::Distribution::Normal(0.0, 0.02)),
+            );
+        }
+        set.insert(adapter);
+    }
+    Ok(set)
 }
 
 /// The random model of `--size` and `--feed-forward-proj`, without dropout (as the PyTorch

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod eval;
 pub mod generate;
 pub mod import;
+pub mod merge;
 pub mod parallel;
 pub mod train;
 
@@ -19,5 +20,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Import(args) => import::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }

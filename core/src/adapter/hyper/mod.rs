@@ -183,8 +183,10 @@ impl<B: FusedOps> HyperNetwork<B> {
                     .iter()
                     .map(|w| w.as_ref().map(|w| bottleneck(w, i)))
                     .collect(),
+                linears: Vec::new(),
                 name,
                 config: self.config.bottleneck_config(),
+                lora: None,
                 activation: self.activation,
                 format: AdapterFormat::Native,
                 shared_norms: shared,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::adapter::hyper::HyperConfig;
+use crate::adapter::lora::{parse_peft_config, LoraConfig};
 use crate::adapter::SeedAdapterConfig;
 use crate::backend::BackendKind;
 use crate::tasks::CustomTaskConfig;
@@ -145,8 +146,9 @@ pub struct RunConfig {
     // ---- adapters ----
     /// Train one adapter per task on a frozen backbone instead of the full model.
     pub train_adapters: bool,
-    /// The adapter kind: `adapter` (one seed adapter per task) or `meta-adapter` (adapters
-    /// generated from task embeddings by a hypernetwork, configured by `hyper`).
+    /// The adapter kind: `adapter` (one seed adapter per task), `meta-adapter` (adapters
+    /// generated from task embeddings by a hypernetwork, configured by `hyper`) or `lora` (one
+    /// LoRA per task, configured by `lora`).
     pub adapter_config_name: String,
     /// The adapters' shape (`reduction_factor`, `non_linearity`, `add_adapter_in_*`,
     /// `add_layer_norm_*_adapter`: top-level keys, as in the seed).
@@ -156,6 +158,11 @@ pub struct RunConfig {
     /// top-level keys, as in the seed).
     #[serde(flatten)]
     pub hyper: HyperConfig,
+    /// The LoRA of `lora`: PEFT's `LoraConfig` keys (`r`, `lora_alpha`, `lora_dropout`,
+    /// `target_modules`, `use_rslora`, `rank_pattern`, ...) in one object, read as PEFT's
+    /// `adapter_config.json` is (options not implemented are refused by name).
+    #[serde(deserialize_with = "lora_from_peft_keys")]
+    pub lora: LoraConfig,
     /// The adapter LayerNorms shared by all tasks (the seed's layout) rather than per task.
     pub shared_adapter_layer_norms: bool,
     /// With adapters, also train T5's layer norms.
@@ -242,6 +249,7 @@ impl Default for RunConfig {
             adapter_config_name: "adapter".into(),
             adapter: SeedAdapterConfig::default(),
             hyper: HyperConfig::default(),
+            lora: LoraConfig::default(),
             shared_adapter_layer_norms: true,
             unfreeze_layer_norms: false,
             unfreeze_lm_head: false,
@@ -365,4 +373,16 @@ mod backend_serde {
         let name = String::deserialize(d)?;
         name.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// The `lora` object of a run config: PEFT's `LoraConfig` keys, `peft_type` implied.
+fn lora_from_peft_keys<'de, D: Deserializer<'de>>(d: D) -> Result<LoraConfig, D::Error> {
+    let mut value = Value::deserialize(d)?;
+    let Value::Object(map) = &mut value else {
+        return Err(serde::de::Error::custom(
+            "expected an object of PEFT `LoraConfig` keys",
+        ));
+    };
+    map.entry("peft_type").or_insert_with(|| "LORA".into());
+    parse_peft_config(&value).map_err(serde::de::Error::custom)
 }

@@ -1,0 +1,134 @@
+//! A LoRA per task trained by `native train` (`adapter_config_name: "lora"`): exported in PEFT's
+//! format, resumed exactly, usable by `generate --adapter`, and folded into its backbone by
+//! `native merge` with the same generations.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use super::{small_config, tensors_of, train, write_config};
+
+fn native(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_native"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn lora_config(out: &Path, backbone: &Path) -> serde_json::Value {
+    small_config(
+        out,
+        json!({
+            "model_name_or_path": backbone,
+            "train_adapters": true,
+            "adapter_config_name": "lora",
+            "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q", "v", "wo"], "lora_dropout": 0.1},
+            "learning_rate": 0.01,
+            "max_steps": 10,
+            "do_eval": false,
+        }),
+    )
+}
+
+#[test]
+fn lora_runs_export_peft_files_resume_exactly_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A backbone to adapt: two steps of full fine-tuning of the tiny preset.
+    let base = tmp.path().join("base");
+    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
+    full["save_steps"] = json!(0);
+    ok(&train(&write_config(tmp.path(), &full)));
+    let model = base.join("model");
+    // Uninterrupted, and stopped after step 5 then resumed.
+    let whole = tmp.path().join("whole");
+    ok(&train(&write_config(
+        tmp.path(),
+        &lora_config(&whole, &model),
+    )));
+    let parts = tmp.path().join("parts");
+    let mut first = lora_config(&parts, &model);
+    first["max_steps"] = json!(5);
+    ok(&train(&write_config(tmp.path(), &first)));
+    ok(&train(&write_config(
+        tmp.path(),
+        &lora_config(&parts, &model),
+    )));
+    for task in ["sentiment", "similarity"] {
+        let dir = whole.join("adapters").join(task);
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("adapter_config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["peft_type"], "LORA");
+        assert_eq!(config["r"], 4);
+        let tensors = tensors_of(&dir.join("adapter_model.safetensors"));
+        // q and v in 2 + 2 self-attentions and 2 cross-attentions, wo in 4 blocks: A and B each.
+        assert_eq!(tensors.len(), 2 * (12 + 4), "{task}");
+        assert!(tensors
+            .iter()
+            .all(|(n, _)| n.starts_with("base_model.model.")));
+        assert_eq!(
+            tensors,
+            tensors_of(
+                &parts
+                    .join("adapters")
+                    .join(task)
+                    .join("adapter_model.safetensors")
+            ),
+            "{task}: a resumed run ends with the uninterrupted run's LoRA"
+        );
+    }
+
+    // The LoRA in use, and folded into the backbone: the same generations.
+    let adapter = whole.join("adapters/sentiment");
+    let text = "sentence: a fine and moving film";
+    let with_lora = ok(&native(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        text,
+    ]));
+    let merged = tmp.path().join("merged");
+    ok(&native(&[
+        "merge",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--output",
+        merged.to_str().unwrap(),
+    ]));
+    let plain = ok(&native(&[
+        "generate",
+        "--model",
+        merged.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        text,
+    ]));
+    assert_eq!(with_lora, plain);
+    // A second merge into the same directory is refused: nothing is overwritten.
+    let again = native(&[
+        "merge",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--output",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+}
