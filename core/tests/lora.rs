@@ -246,8 +246,7 @@ fn saves_back(case: &str, base: &str, file: &str) {
 fn load_err(adapter: &std::path::Path, base: &str) -> String {
     let dir = ModelDir::open(model_dir(base)).unwrap();
     load_adapter::<Cpu>(adapter, &dir.config, &Default::default())
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string()
 }
 
