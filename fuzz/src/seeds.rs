@@ -16,6 +16,8 @@ use t5_core::adapter::format::{adapterhub_config, save_adapter};
 use t5_core::adapter::hyper::config::HyperNetworkConfig;
 use t5_core::adapter::hyper::format::save_hypernetwork;
 use t5_core::adapter::hyper::HyperNetwork;
+use t5_core::adapter::lora::adapterhub::parse_adapterhub_lora;
+use t5_core::adapter::lora::{LoraConfig, Modules};
 use t5_core::adapter::set::{AdapterFormat, AdapterSet, TaskAdapter};
 use t5_core::backend::Cpu;
 use t5_core::weights::write_safetensors;
@@ -275,8 +277,44 @@ fn adapter_input(adapter: TaskAdapter<Cpu>) -> Vec<u8> {
     set.insert(adapter);
     save_adapter(&set, &name, tiny_model(), dir.path()).expect("an adapter directory");
     let config = std::fs::read(dir.path().join("adapter_config.json")).expect("written");
-    let weights = std::fs::read(dir.path().join("adapter.safetensors")).expect("written");
+    // A PEFT LoRA's weights file has PEFT's name.
+    let weights = std::fs::read(dir.path().join("adapter.safetensors"))
+        .or_else(|_| std::fs::read(dir.path().join("adapter_model.safetensors")))
+        .expect("written");
     join(&[&config, &weights])
+}
+
+/// A PEFT LoRA (names, a rank pattern, rsLoRA) and an AdapterHub LoRA on the tiny model.
+fn lora_seeds() -> Vec<Seed> {
+    let model = tiny_model();
+    let device = Default::default();
+    let peft = LoraConfig {
+        r: 2,
+        lora_alpha: 4.0,
+        target_modules: Modules::Names(["q", "v", "wi", "wo"].map(String::from).to_vec()),
+        rank_pattern: [("decoder.block.0.layer.1.EncDecAttention.q".to_string(), 1)].into(),
+        use_rslora: true,
+        ..LoraConfig::default()
+    };
+    let hub_config = json!({
+        "config": {"architecture": "lora", "selfattn_lora": true, "intermediate_lora": true,
+                   "output_lora": true, "attn_matrices": ["q", "k", "v"], "r": 2, "alpha": 4,
+                   "dropout": 0.0, "leave_out": [1], "composition_mode": "add", "init_weights": "lora",
+                   "use_gating": false},
+        "hidden_size": model.d_model, "model_class": "T5ForConditionalGeneration",
+        "model_name": "t5", "model_type": "t5", "name": "ah_lora", "version": "adapters.1.3.0"
+    });
+    let (name, hub) = parse_adapterhub_lora(&hub_config, model).expect("a valid AdapterHub LoRA");
+    let mut hub_lora = TaskAdapter::<Cpu>::init_lora(&name, hub, model, &device).expect("a LoRA");
+    hub_lora.format = AdapterFormat::AdapterHub {
+        name,
+        config: hub_config,
+    };
+    let peft_lora = TaskAdapter::<Cpu>::init_lora("lora", peft, model, &device).expect("a LoRA");
+    vec![
+        seed("adapter", "ok-peft-lora", adapter_input(peft_lora)),
+        seed("adapter", "ok-adapterhub-lora", adapter_input(hub_lora)),
+    ]
 }
 
 fn adapters() -> Vec<Seed> {
@@ -318,7 +356,8 @@ fn adapters() -> Vec<Seed> {
         };
         adapter
     };
-    let mut seeds = vec![
+    let mut seeds = lora_seeds();
+    seeds.extend([
         seed(
             "adapter",
             "ok-seed",
@@ -344,7 +383,7 @@ fn adapters() -> Vec<Seed> {
             "ok-adapterhub-norms",
             adapter_input(hub("houlsby", normed)),
         ),
-    ];
+    ]);
     // The options AdapterHub has and we refuse, each at the tiny model's width.
     let mut unsupported: Vec<_> =
         std::fs::read_dir(repo().join("tests/fixtures/adapters/unsupported"))

@@ -406,7 +406,10 @@ fn an_adapter_for_another_model_is_one_line() {
         "hello",
     ]);
     assert_one_line_error(&out, &["houlsby-v1_1", "decoder block 2"]);
-    let unsupported = fixtures().join("adapters").join("unsupported").join("lora");
+    let unsupported = fixtures()
+        .join("adapters")
+        .join("unsupported")
+        .join("compacter");
     let out = native(&[
         "generate",
         "--backend",
@@ -417,7 +420,7 @@ fn an_adapter_for_another_model_is_one_line() {
         unsupported.to_str().unwrap(),
         "hello",
     ]);
-    assert_one_line_error(&out, &["lora", "not supported"]);
+    assert_one_line_error(&out, &["compacter", "phm_layer"]);
 }
 
 fn hyper_fixture(case: &str) -> (PathBuf, serde_json::Value) {
