@@ -168,31 +168,7 @@ fn mixed_batch_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     }
     let tasks: Vec<String> = g.texts("tasks");
     let names: Vec<Option<&str>> = tasks.iter().map(|t| Some(t.as_str())).collect();
-    let adapters = Adapters::per_row(&set, &names).unwrap();
-    let ids = int_tensor::<B>(&g.ints("input_ids"), device);
-    let mask = int_tensor::<B>(&g.ints("attention_mask"), device);
-    let labels = int_tensor::<B>(&g.ints("labels"), device);
-    let out = model.forward_with_labels(ids, mask, labels, 0.0, Some(&adapters));
-    check_logits(out.logits, host(out.loss)[0], &g, "mixed batch");
-
-    let mut config = GenerationConfig::for_model(&dir.config);
-    config.max_new_tokens = 16;
-    let inputs = inputs_of(&g);
-    let got = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
-    let want: Vec<Vec<u32>> = g
-        .ints("greedy")
-        .iter()
-        .map(|r| strip_generated(r, 1))
-        .collect();
-    assert_eq!(got, want, "mixed batch: greedy");
-    // Beam search keeps each row on its own adapter too: equal to running each row alone.
-    config.num_beams = 3;
-    let batched = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
-    for (i, input) in inputs.iter().enumerate() {
-        let alone = Adapters::task(&set, names[i].unwrap()).unwrap();
-        let single = generate(&model, std::slice::from_ref(input), &config, Some(&alone)).unwrap();
-        assert_eq!(batched[i], single[0], "mixed batch: beam search row {i}");
-    }
+    check_mixed_batch(&model, &set, &names, &g, "mixed batch");
 }
 
 mod cpu {

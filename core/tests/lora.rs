@@ -132,33 +132,7 @@ fn mixed_batch_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
         .iter()
         .map(|n| (n != "__base__").then_some(n.as_str()))
         .collect();
-    let adapters = Adapters::per_row(&set, &names).unwrap();
-    let ids = int_tensor::<B>(&g.ints("input_ids"), device);
-    let mask = int_tensor::<B>(&g.ints("attention_mask"), device);
-    let labels = int_tensor::<B>(&g.ints("labels"), device);
-    let out = model.forward_with_labels(ids, mask, labels, 0.0, Some(&adapters));
-    check_logits(out.logits, host(out.loss)[0], &g, "mixed LoRA batch");
-
-    let mut config = GenerationConfig::for_model(&dir.config);
-    config.max_new_tokens = 16;
-    let inputs = inputs_of(&g);
-    let got = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
-    let want: Vec<Vec<u32>> = g
-        .ints("greedy")
-        .iter()
-        .map(|r| strip_generated(r, 1))
-        .collect();
-    assert_eq!(got, want, "mixed LoRA batch: greedy");
-    config.num_beams = 3;
-    let batched = generate(&model, &inputs, &config, Some(&adapters)).unwrap();
-    for (i, input) in inputs.iter().enumerate() {
-        let alone = Adapters::per_row(&set, &names[i..=i]).unwrap();
-        let single = generate(&model, std::slice::from_ref(input), &config, Some(&alone)).unwrap();
-        assert_eq!(
-            batched[i], single[0],
-            "mixed LoRA batch: beam search row {i}"
-        );
-    }
+    check_mixed_batch(&model, &set, &names, &g, "mixed LoRA batch");
 }
 
 mod cpu {
@@ -342,7 +316,7 @@ fn a_merged_lora_is_the_model_with_the_lora() {
         let device = Default::default();
         let model = dir.load_model::<Cpu>(&device).unwrap();
         let lora = load_adapter::<Cpu>(&peft_dir().join(case), &dir.config, &device).unwrap();
-        let merged = t5_core::adapter::lora::merge_lora(model, &lora).unwrap();
+        let merged = t5_core::model::merge_lora(model, &lora).unwrap();
         let tensors = t5_core::model_dir::export::hf_tensors(&merged);
         // PEFT's merged weights (the `adapters` case is checked by its logits alone).
         let empty = serde_json::Map::new();

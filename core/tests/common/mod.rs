@@ -177,3 +177,42 @@ pub fn check_logits<B: Backend>(logits: Tensor<B, 3>, loss: f32, g: &Golden, wha
     assert_eq!(argmax, g.ints("logits_argmax").concat(), "{what}: argmax");
     close(loss, g.f64("loss") as f32, &format!("{what}: loss"));
 }
+
+/// One batch whose rows use different adapters (`names[r]`; `None`: the backbone) equals the
+/// golden per-row results in a forward pass (logits, loss) and in greedy generation; beam search
+/// keeps each row on its own adapter (equal to running the row alone).
+pub fn check_mixed_batch<B: t5_core::fused::FusedOps>(
+    model: &t5_core::T5ForConditionalGeneration<B>,
+    set: &t5_core::adapter::AdapterSet<B>,
+    names: &[Option<&str>],
+    g: &Golden,
+    what: &str,
+) {
+    use t5_core::adapter::Adapters;
+    use t5_core::generation::{generate, GenerationConfig};
+    let device = model.shared.weight.device();
+    let adapters = Adapters::per_row(set, names).unwrap();
+    let ids = int_tensor::<B>(&g.ints("input_ids"), &device);
+    let mask = int_tensor::<B>(&g.ints("attention_mask"), &device);
+    let labels = int_tensor::<B>(&g.ints("labels"), &device);
+    let out = model.forward_with_labels(ids, mask, labels, 0.0, Some(&adapters));
+    check_logits(out.logits, host(out.loss)[0], g, what);
+
+    let mut config = GenerationConfig::for_model(&model.config);
+    config.max_new_tokens = 16;
+    let inputs = inputs_of(g);
+    let got = generate(model, &inputs, &config, Some(&adapters)).unwrap();
+    let want: Vec<Vec<u32>> = g
+        .ints("greedy")
+        .iter()
+        .map(|r| strip_generated(r, 1))
+        .collect();
+    assert_eq!(got, want, "{what}: greedy");
+    config.num_beams = 3;
+    let batched = generate(model, &inputs, &config, Some(&adapters)).unwrap();
+    for (i, input) in inputs.iter().enumerate() {
+        let alone = Adapters::per_row(set, &names[i..=i]).unwrap();
+        let single = generate(model, std::slice::from_ref(input), &config, Some(&alone)).unwrap();
+        assert_eq!(batched[i], single[0], "{what}: beam search row {i}");
+    }
+}

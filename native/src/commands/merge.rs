@@ -3,10 +3,10 @@
 
 use anyhow::{bail, Context, Result};
 use t5_core::adapter::load_adapter;
-use t5_core::adapter::lora::merge_lora;
 use t5_core::backend::Cpu;
 use t5_core::files::TOKENIZER_FILE;
 use t5_core::io::file_inside;
+use t5_core::model::merge_lora;
 use t5_core::model_dir::export::save_pretrained;
 
 use crate::cli::MergeArgs;

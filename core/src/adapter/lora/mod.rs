@@ -3,14 +3,12 @@
 pub mod adapterhub;
 pub mod config;
 pub mod linear;
-pub mod merge;
 pub mod peft;
 pub mod rows;
 pub mod site;
 
 pub use config::{LoraConfig, LoraSite, Modules};
 pub use linear::LoraLinear;
-pub use merge::merge_lora;
 pub use peft::{
     is_peft, lora_tensors, new_peft_config, parse_peft_config, take_lora, PEFT_WEIGHTS,
 };

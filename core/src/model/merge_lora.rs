@@ -5,10 +5,10 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::site::{Target, TARGETS};
+use super::T5ForConditionalGeneration;
+use crate::adapter::lora::site::{Target, TARGETS};
 use crate::adapter::TaskAdapter;
 use crate::error::{Error, Result};
-use crate::model::T5ForConditionalGeneration;
 
 /// `model` with `adapter`'s LoRA folded into its weights.
 pub fn merge_lora<B: Backend>(
@@ -32,7 +32,7 @@ pub fn merge_lora<B: Backend>(
     Ok(model)
 }
 
-/// The linear layer at `site` (see [`super::site`]).
+/// The linear layer at `site` (see [`crate::adapter::lora::site`]).
 fn linear_mut<B: Backend>(
     model: &mut T5ForConditionalGeneration<B>,
     site: usize,
