@@ -102,15 +102,18 @@ fn lora_runs_export_peft_files_resume_exactly_and_merge() {
         text,
     ]));
     let merged = tmp.path().join("merged");
-    ok(&native(&[
-        "merge",
-        "--model",
-        model.to_str().unwrap(),
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--output",
-        merged.to_str().unwrap(),
-    ]));
+    let merge = || {
+        native(&[
+            "merge",
+            "--model",
+            model.to_str().unwrap(),
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--output",
+            merged.to_str().unwrap(),
+        ])
+    };
+    ok(&merge());
     let plain = ok(&native(&[
         "generate",
         "--model",
@@ -121,14 +124,5 @@ fn lora_runs_export_peft_files_resume_exactly_and_merge() {
     ]));
     assert_eq!(with_lora, plain);
     // A second merge into the same directory is refused: nothing is overwritten.
-    let again = native(&[
-        "merge",
-        "--model",
-        model.to_str().unwrap(),
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--output",
-        merged.to_str().unwrap(),
-    ]);
-    assert!(!again.status.success());
+    assert!(!merge().status.success());
 }

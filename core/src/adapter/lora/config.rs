@@ -117,7 +117,8 @@ impl LoraConfig {
         Ok(out)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// What can be checked without a model (also `sites` does, first).
+    pub fn check(&self) -> Result<(), String> {
         if self.r == 0 {
             return Err("`r` must be at least 1".into());
         }

@@ -252,16 +252,7 @@ impl RunConfig {
     /// `lora`: what can be checked without the backbone (the targets are matched against it
     /// when the run starts).
     fn check_lora(&self) -> Check {
-        let c = &self.lora;
-        if c.r == 0 {
-            return Err("`lora.r` must be at least 1".into());
-        }
-        if !c.lora_alpha.is_finite() || !(0.0..1.0).contains(&c.lora_dropout) {
-            return Err(
-                "`lora.lora_alpha` must be finite and `lora.lora_dropout` in [0, 1)".into(),
-            );
-        }
-        Ok(())
+        self.lora.check().map_err(|e| format!("`lora`: {e}"))
     }
 
     /// `meta-adapter`: the hypernetwork's keys, and a `task_embeddings` map over training tasks.
