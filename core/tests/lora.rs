@@ -316,7 +316,7 @@ fn a_merged_lora_is_the_model_with_the_lora() {
         let device = Default::default();
         let model = dir.load_model::<Cpu>(&device).unwrap();
         let lora = load_adapter::<Cpu>(&peft_dir().join(case), &dir.config, &device).unwrap();
-        let merged = t5_core::model::merge_lora(model, &lora).unwrap();
+        let merged = t5_core::model::merge_adapter(model, &lora).unwrap();
         let tensors = t5_core::model_dir::export::hf_tensors(&merged);
         // PEFT's merged weights (the `adapters` case is checked by its logits alone).
         let empty = serde_json::Map::new();

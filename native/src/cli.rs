@@ -31,7 +31,7 @@ pub enum Command {
     /// task: `OUTPUT/model/`, `OUTPUT/adapters/<task>/`, and `OUTPUT/run.json` from the seed's run
     /// config when one sits next to the checkpoint.
     Import(ImportArgs),
-    /// Fold a LoRA into its backbone and write the result as a plain HF model directory
+    /// Fold a LoRA or (IA)³ adapter into its backbone and write the result as a plain HF model directory
     /// (PEFT's `merge_and_unload` + `save_pretrained`).
     Merge(MergeArgs),
 }
@@ -325,7 +325,7 @@ pub struct MergeArgs {
     /// The backbone: a model directory or a hub name.
     #[arg(long)]
     pub model: String,
-    /// The LoRA directory (PEFT's `adapter_config.json` + `adapter_model.safetensors`).
+    /// The LoRA or (IA)³ directory (PEFT's or AdapterHub's format).
     #[arg(long)]
     pub adapter: std::path::PathBuf,
     /// The new model directory (config.json, model.safetensors, tokenizer.json).

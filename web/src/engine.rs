@@ -92,8 +92,10 @@ impl<B: t5_core::fused::FusedOps> Engine<B> {
             load_adapter_from_bytes::<B>(config_json, safetensors, &self.config, &self.device)?;
         match name {
             Some(name) => adapter.name = name.to_string(),
-            // PEFT files name no task: each LoRA dropped on the page gets a name of its own.
+            // PEFT files name no task: each LoRA or (IA)³ adapter dropped on the page gets a
+            // name of its own.
             None if adapter.lora.is_some() => adapter.name = self.free_name("lora"),
+            None if adapter.ia3.is_some() => adapter.name = self.free_name("ia3"),
             None => {}
         }
         let name = adapter.name.clone();

@@ -21,13 +21,14 @@ use serde_json::{json, Value};
 
 use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
 use super::config::{BottleneckConfig, SeedAdapterConfig};
+use super::linear_format::{build_linear, linear_config, save_linear};
 use super::lora;
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_WEIGHTS};
+use crate::files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use crate::io::{file_inside, key_place, parse_json};
 use crate::weights::{write_safetensors, Weights};
 /// Version of this project's adapter format.
@@ -114,24 +115,18 @@ pub fn load_adapter<B: Backend>(
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let value: Value = parse_json(&text, &config_path)?;
-    if let Some((name, format, config, file)) = lora_config(&value, &config_path, model)? {
-        let weights_path = file_inside(dir, file, None)?;
+    if let Some(parts) = linear_config(&value, &config_path, model)? {
+        let weights_path = file_inside(dir, parts.weights_file, None)?;
         if !weights_path.is_file() {
             return Err(Error::MissingFiles(format!(
-                "{}: no {file} (.bin files are not read; save with safetensors)",
-                dir.display()
+                "{}: no {} (.bin files are not read; save with safetensors)",
+                dir.display(),
+                parts.weights_file
             )));
         }
         let weights = Weights::from_file(&weights_path)?;
-        let name = name.unwrap_or_else(|| lora::peft::task_name(Some(dir)));
-        return lora::peft::build_lora(
-            &name,
-            (format, config),
-            weights,
-            &weights_path,
-            model,
-            device,
-        );
+        let name = (parts.name.clone()).unwrap_or_else(|| lora::peft::task_name(Some(dir)));
+        return build_linear(parts, &name, weights, &weights_path, model, device);
     }
     let parsed = parse_config(&text, &config_path, model)?;
     let weights_path = file_inside(dir, ADAPTER_WEIGHTS, None)?;
@@ -162,21 +157,14 @@ pub fn load_adapter_from_bytes<B: Backend>(
     let text = std::str::from_utf8(config_json)
         .map_err(|e| Error::config(config_path, format!("not UTF-8 text: {e}")))?;
     let value: Value = parse_json(text, config_path)?;
-    if let Some((name, format, config, file)) = lora_config(&value, config_path, model)? {
-        let weights_path = Path::new(file);
+    if let Some(parts) = linear_config(&value, config_path, model)? {
+        let weights_path = Path::new(parts.weights_file);
         let weights = Weights::from_buffers(vec![(
             weights_path.into(),
             std::sync::Arc::from(safetensors),
         )])?;
-        let name = name.unwrap_or_else(|| lora::peft::task_name(None));
-        return lora::peft::build_lora(
-            &name,
-            (format, config),
-            weights,
-            weights_path,
-            model,
-            device,
-        );
+        let name = (parts.name.clone()).unwrap_or_else(|| lora::peft::task_name(None));
+        return build_linear(parts, &name, weights, weights_path, model, device);
     }
     let parsed = parse_config(text, config_path, model)?;
     let weights = Weights::from_buffers(vec![(
@@ -184,36 +172,6 @@ pub fn load_adapter_from_bytes<B: Backend>(
         std::sync::Arc::from(safetensors),
     )])?;
     build(parsed, weights, Path::new(ADAPTER_WEIGHTS), model, device)
-}
-
-/// A LoRA config, PEFT's or AdapterHub's: its task name (PEFT's has none), format, settings
-/// and weights file; `None` for a bottleneck adapter's config.
-type LoraParts = (
-    Option<String>,
-    AdapterFormat,
-    lora::LoraConfig,
-    &'static str,
-);
-
-fn lora_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<Option<LoraParts>> {
-    if lora::is_peft(value) {
-        let config = lora::peft::read_peft_config(value, config_path, model)?;
-        let format = AdapterFormat::Peft {
-            config: value.clone(),
-        };
-        return Ok(Some((None, format, config, PEFT_WEIGHTS)));
-    }
-    if lora::adapterhub::is_adapterhub_lora(value) {
-        let bad = |e: String| Error::config(config_path, e);
-        let (name, config) = lora::adapterhub::parse_adapterhub_lora(value, model).map_err(bad)?;
-        config.sites(model).map_err(bad)?;
-        let format = AdapterFormat::AdapterHub {
-            name: name.clone(),
-            config: value.clone(),
-        };
-        return Ok(Some((Some(name), format, config, ADAPTER_WEIGHTS)));
-    }
-    Ok(None)
 }
 
 /// What an adapter config says: its task name, bottleneck options and file format.
@@ -376,9 +334,11 @@ fn build<B: Backend>(
     Ok(TaskAdapter {
         positions,
         linears: Vec::new(),
+        scales: Vec::new(),
         name: task,
         config,
         lora: None,
+        ia3: None,
         activation,
         format,
         shared_norms: false,
@@ -696,15 +656,8 @@ pub fn save_adapter<B: Backend>(
 ) -> Result<()> {
     let t = set.index(name)?;
     let adapter = &set.tasks[t];
-    if adapter.lora.is_some() {
-        let (AdapterFormat::Peft { config } | AdapterFormat::AdapterHub { config, .. }) =
-            &adapter.format
-        else {
-            return Err(Error::Invalid(format!(
-                "LoRA `{name}` has no file format to be saved in"
-            )));
-        };
-        return lora::peft::save_lora(adapter, config, model, dir);
+    if adapter.lora.is_some() || adapter.ia3.is_some() {
+        return save_linear(adapter, model, dir);
     }
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = named_tensors(set, t, model)
         .into_iter()

@@ -1,11 +1,14 @@
 //! Per-task adapter layers on a frozen, shared backbone: the seed project's adapter,
-//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer) and LoRA (HF PEFT's format), loaded,
+//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer), LoRA and (IA)³ (HF PEFT's and
+//! AdapterHub's formats), loaded,
 //! saved, switched by name, and routed per row.
 
 pub mod bottleneck;
 pub mod config;
 pub mod format;
 pub mod hyper;
+pub mod ia3;
+pub mod linear_format;
 pub mod lora;
 pub mod set;
 

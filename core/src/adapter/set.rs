@@ -6,6 +6,7 @@ use crate::fused::FusedOps;
 
 use super::bottleneck::{AdapterNorms, Bottleneck};
 use super::config::BottleneckConfig;
+use super::ia3::{Ia3Config, Ia3Vector};
 use super::lora::{LoraConfig, LoraLinear};
 use crate::config::{Activation, T5Config};
 use crate::error::{Error, Result};
@@ -74,6 +75,8 @@ pub struct TaskAdapter<B: Backend> {
     pub positions: Vec<Option<Bottleneck<B>>>,
     /// Indexed by [`super::lora::site`]; empty when the adapter has no LoRA.
     pub linears: Vec<Option<LoraLinear<B>>>,
+    /// (IA)³ vectors, indexed by [`super::lora::site`]; empty when the adapter has none.
+    pub scales: Vec<Option<Ia3Vector<B>>>,
     #[module(skip)]
     pub name: String,
     /// The bottleneck adapters' settings ([`BottleneckConfig::none`] for a LoRA).
@@ -82,6 +85,9 @@ pub struct TaskAdapter<B: Backend> {
     /// The LoRA settings, for a LoRA.
     #[module(skip)]
     pub lora: Option<LoraConfig>,
+    /// The (IA)³ settings, for an (IA)³ adapter.
+    #[module(skip)]
+    pub ia3: Option<Ia3Config>,
     #[module(skip)]
     pub activation: Activation,
     #[module(skip)]
@@ -112,9 +118,11 @@ impl<B: Backend> TaskAdapter<B> {
         Ok(Self {
             positions,
             linears: Vec::new(),
+            scales: Vec::new(),
             name: name.to_string(),
             config,
             lora: None,
+            ia3: None,
             activation,
             format: AdapterFormat::Native,
             shared_norms: false,
@@ -160,9 +168,57 @@ impl<B: Backend> TaskAdapter<B> {
         Self {
             positions: (0..num_positions(model)).map(|_| None).collect(),
             linears,
+            scales: Vec::new(),
             name: name.to_string(),
             config: BottleneckConfig::none(),
             lora: Some(config),
+            ia3: None,
+            activation: Activation::Relu,
+            format,
+            shared_norms: false,
+        }
+    }
+
+    /// A fresh (IA)³ adapter for `name` (vectors of ones, so it starts as the backbone), saved
+    /// in PEFT's format.
+    pub fn init_ia3(
+        name: &str,
+        config: Ia3Config,
+        model: &T5Config,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let sites = config
+            .sites(model)
+            .map_err(|e| Error::Invalid(format!("(IA)³ `{name}`: {e}")))?;
+        let mut scales: Vec<Option<Ia3Vector<B>>> =
+            (0..super::lora::num_sites(model)).map(|_| None).collect();
+        for s in sites {
+            let (d_in, d_out) = super::lora::site_dims(model, s.site);
+            let d = if s.feedforward { d_in } else { d_out };
+            scales[s.site] = Some(Ia3Vector::init(d, s.feedforward, config.alpha, device));
+        }
+        let format = AdapterFormat::Peft {
+            config: super::ia3::new_peft_ia3_config(&config, model),
+        };
+        Ok(Self::with_ia3(name, config, scales, format, model))
+    }
+
+    /// A task adapter that is an (IA)³ adapter only.
+    pub fn with_ia3(
+        name: &str,
+        config: Ia3Config,
+        scales: Vec<Option<Ia3Vector<B>>>,
+        format: AdapterFormat,
+        model: &T5Config,
+    ) -> Self {
+        Self {
+            positions: (0..num_positions(model)).map(|_| None).collect(),
+            linears: Vec::new(),
+            scales,
+            name: name.to_string(),
+            config: BottleneckConfig::none(),
+            lora: None,
+            ia3: Some(config),
             activation: Activation::Relu,
             format,
             shared_norms: false,
@@ -266,6 +322,12 @@ impl<B: Backend> AdapterSet<B> {
             .iter()
             .any(|t| t.linears.get(site).is_some_and(Option::is_some))
     }
+
+    pub fn has_ia3_at(&self, site: usize) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| t.scales.get(site).is_some_and(Option::is_some))
+    }
 }
 
 /// Which adapter each row of a batch goes through.
@@ -346,8 +408,9 @@ impl<B: FusedOps> Adapters<'_, B> {
         })
     }
 
-    /// `layer(x)` plus the LoRA update of each row's task at `site` (none for rows whose task
-    /// has no LoRA there).
+    /// `layer(x)` through the linear-layer adapters of each row's task at `site`: the (IA)³
+    /// vector scales the input (feed-forward modules) or the output, and the LoRA update is
+    /// added. Rows whose task has neither get `layer(x)`.
     ///
     /// # Shapes
     /// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
@@ -357,20 +420,57 @@ impl<B: FusedOps> Adapters<'_, B> {
         layer: &burn::nn::Linear<B>,
         x: Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let y = crate::layers::project(layer, x.clone());
+        let [_, _, d_in] = x.dims();
+        let device = x.device();
+        let y = match self.ia3_factors(site, true, d_in, &device) {
+            Some(f) => crate::layers::project(layer, x.clone() * f),
+            None => crate::layers::project(layer, x.clone()),
+        };
+        let d_out = y.dims()[2];
+        let y = match self.ia3_factors(site, false, d_out, &device) {
+            Some(f) => y * f,
+            None => y,
+        };
         if !self.set.has_lora_at(site) {
             return y;
         }
-        let d_out = y.dims()[2];
+        y + self.lora_delta(site, x, d_out)
+    }
+
+    /// The (IA)³ factors `[rows or 1, 1, d]` at `site` on the input (`feedforward`) or output
+    /// side, or `None` when no row's task scales that side.
+    fn ia3_factors(
+        &self,
+        site: usize,
+        feedforward: bool,
+        d: usize,
+        device: &B::Device,
+    ) -> Option<Tensor<B, 3>> {
+        if !self.set.has_ia3_at(site) {
+            return None;
+        }
+        let of = |task: Option<usize>| {
+            let v = self.set.tasks[task?].scales.get(site)?.as_ref()?;
+            (v.feedforward == feedforward).then_some(v)
+        };
+        let rows: Vec<_> = match &self.routing {
+            Routing::Task(t) => vec![of(Some(*t))],
+            Routing::Rows(rows) => rows.iter().map(|&t| of(t)).collect(),
+        };
+        super::ia3::factors_per_row(&rows, d, device)
+    }
+
+    /// The LoRA update of each row's task at `site` (zero for rows without one).
+    fn lora_delta(&self, site: usize, x: Tensor<B, 3>, d_out: usize) -> Tensor<B, 3> {
         let lora_of =
             |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
         if let Routing::Rows(rows) = &self.routing {
             let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
             if let Some(delta) = super::lora::rows::delta_per_row(&loras, &x, d_out) {
-                return y + delta;
+                return delta;
             }
         }
-        let delta = self.by_rows(vec![x], |task, mut xs| {
+        self.by_rows(vec![x], |task, mut xs| {
             let x = xs.pop().expect("one input");
             match lora_of(task) {
                 Some(lora) => lora.delta(x),
@@ -379,8 +479,7 @@ impl<B: FusedOps> Adapters<'_, B> {
                     Tensor::zeros([b, s, d_out], &x.device())
                 }
             }
-        });
-        y + delta
+        })
     }
 
     /// `f(task, rows)` for each task's rows of `inputs` (all rows at once when they share a

@@ -242,6 +242,17 @@ fn fresh_adapters<B: Backend>(
         }
         return Ok(set);
     }
+    if config.adapter_config_name == "ia3" {
+        for name in &config.tasks {
+            set.insert(TaskAdapter::init_ia3(
+                name,
+                config.ia3.clone(),
+                model_config,
+                device,
+            )?);
+        }
+        return Ok(set);
+    }
     let bottleneck = BottleneckConfig::seed(&config.adapter, model_config);
     for name in &config.tasks {
         set.insert(TaskAdapter::init(

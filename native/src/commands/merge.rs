@@ -1,12 +1,12 @@
-//! `native merge`: a LoRA folded into its backbone, written as a plain HF model directory
-//! (PEFT's `merge_and_unload` followed by `save_pretrained`).
+//! `native merge`: a LoRA or (IA)³ adapter folded into its backbone, written as a plain HF model
+//! directory (PEFT's `merge_and_unload` followed by `save_pretrained`).
 
 use anyhow::{bail, Context, Result};
 use t5_core::adapter::load_adapter;
 use t5_core::backend::Cpu;
 use t5_core::files::TOKENIZER_FILE;
 use t5_core::io::file_inside;
-use t5_core::model::merge_lora;
+use t5_core::model::merge_adapter;
 use t5_core::model_dir::export::save_pretrained;
 
 use crate::cli::MergeArgs;
@@ -23,9 +23,9 @@ pub fn run(args: MergeArgs) -> Result<()> {
     // Merging is a few additions: the CPU does it at once, and no GPU memory is held.
     let device = Default::default();
     let model = dir.load_model::<Cpu>(&device)?;
-    let lora = load_adapter::<Cpu>(&args.adapter, &dir.config, &device)
-        .with_context(|| format!("loading the LoRA {}", args.adapter.display()))?;
-    let merged = merge_lora(model, &lora)?;
+    let adapter = load_adapter::<Cpu>(&args.adapter, &dir.config, &device)
+        .with_context(|| format!("loading the adapter {}", args.adapter.display()))?;
+    let merged = merge_adapter(model, &adapter)?;
     let tokenizer = file_inside(&dir.path, TOKENIZER_FILE, None)?;
     let tokenizer = tokenizer.is_file().then_some(tokenizer.as_path());
     save_pretrained(&merged, tokenizer, &args.output)
@@ -33,7 +33,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
     eprintln!(
         "merged {} ({} layers) into {}: {}",
         args.adapter.display(),
-        lora.linears.iter().flatten().count(),
+        adapter.linears.iter().flatten().count() + adapter.scales.iter().flatten().count(),
         args.model,
         args.output.display()
     );

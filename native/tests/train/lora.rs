@@ -1,6 +1,6 @@
-//! A LoRA per task trained by `native train` (`adapter_config_name: "lora"`): exported in PEFT's
-//! format, resumed exactly, usable by `generate --adapter`, and folded into its backbone by
-//! `native merge` with the same generations.
+//! A LoRA or (IA)³ adapter per task trained by `native train` (`adapter_config_name: "lora"`,
+//! `"ia3"`): exported in PEFT's format, resumed exactly, usable by `generate --adapter`, and
+//! folded into its backbone by `native merge` with the same generations.
 
 use std::path::Path;
 use std::process::Command;
@@ -88,10 +88,14 @@ fn lora_runs_export_peft_files_resume_exactly_and_merge() {
         );
     }
 
-    // The LoRA in use, and folded into the backbone: the same generations.
-    let adapter = whole.join("adapters/sentiment");
+    generate_equals_merged(&model, &whole.join("adapters/sentiment"), tmp.path());
+}
+
+/// `generate` with the adapter and `generate` on the backbone with the adapter merged (by
+/// `native merge`, into a new directory under `tmp`) give the same text.
+fn generate_equals_merged(model: &Path, adapter: &Path, tmp: &Path) {
     let text = "sentence: a fine and moving film";
-    let with_lora = ok(&native(&[
+    let with_adapter = ok(&native(&[
         "generate",
         "--model",
         model.to_str().unwrap(),
@@ -101,7 +105,7 @@ fn lora_runs_export_peft_files_resume_exactly_and_merge() {
         "cpu",
         text,
     ]));
-    let merged = tmp.path().join("merged");
+    let merged = tmp.join("merged");
     let merge = || {
         native(&[
             "merge",
@@ -122,7 +126,41 @@ fn lora_runs_export_peft_files_resume_exactly_and_merge() {
         "cpu",
         text,
     ]));
-    assert_eq!(with_lora, plain);
+    assert_eq!(with_adapter, plain);
     // A second merge into the same directory is refused: nothing is overwritten.
     assert!(!merge().status.success());
+}
+
+#[test]
+fn ia3_runs_export_peft_files_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
+    full["save_steps"] = json!(0);
+    ok(&train(&write_config(tmp.path(), &full)));
+    let model = base.join("model");
+    let out = tmp.path().join("ia3");
+    let config = small_config(
+        &out,
+        json!({
+            "model_name_or_path": model,
+            "train_adapters": true,
+            "adapter_config_name": "ia3",
+            "ia3": {},
+            "learning_rate": 0.05,
+            "max_steps": 6,
+            "do_eval": false,
+        }),
+    );
+    ok(&train(&write_config(tmp.path(), &config)));
+    let dir = out.join("adapters/sentiment");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["peft_type"], "IA3");
+    assert_eq!(config["feedforward_modules"], json!(["wo"]));
+    let tensors = tensors_of(&dir.join("adapter_model.safetensors"));
+    // PEFT's T5 defaults: k and v in 2 + 2 self-attentions and 2 cross-attentions, wo in 4 blocks.
+    assert_eq!(tensors.len(), 12 + 4);
+    assert!(tensors.iter().all(|(n, _)| n.ends_with(".ia3_l")));
+    generate_equals_merged(&model, &dir, tmp.path());
 }

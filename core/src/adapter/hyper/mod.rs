@@ -184,9 +184,11 @@ impl<B: FusedOps> HyperNetwork<B> {
                     .map(|w| w.as_ref().map(|w| bottleneck(w, i)))
                     .collect(),
                 linears: Vec::new(),
+                scales: Vec::new(),
                 name,
                 config: self.config.bottleneck_config(),
                 lora: None,
+                ia3: None,
                 activation: self.activation,
                 format: AdapterFormat::Native,
                 shared_norms: shared,

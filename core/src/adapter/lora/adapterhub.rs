@@ -12,9 +12,11 @@ use super::config::{LoraConfig, Modules};
 use super::site::{sites, Target, TARGETS};
 use crate::config::T5Config;
 
-/// Whether an AdapterHub config is a LoRA.
+/// Whether an AdapterHub config is a LoRA (`composition_mode` `add`, the default; `scale` is
+/// (IA)³, [`crate::adapter::ia3::adapterhub`]).
 pub fn is_adapterhub_lora(value: &Value) -> bool {
     value["config"]["architecture"].as_str() == Some("lora")
+        && value["config"]["composition_mode"].as_str() != Some("scale")
 }
 
 /// The LoRA of an AdapterHub config on `model`: the task name and the settings, the adapted
@@ -24,23 +26,50 @@ pub fn parse_adapterhub_lora(
     value: &Value,
     model: &T5Config,
 ) -> Result<(String, LoraConfig), String> {
+    let (name, c) = name_and_config(value)?;
+    refuse_unsupported(c, "add")?;
+    let names = chosen_modules(c, model)?;
+    let r = number(c, "r", 8.0)?;
+    if r < 1.0 || r.fract() != 0.0 {
+        return Err(format!(
+            "`config.r` must be a whole number of at least 1, got {r}"
+        ));
+    }
+    let config = LoraConfig {
+        r: r as usize,
+        lora_alpha: number(c, "alpha", 8.0)?,
+        lora_dropout: number(c, "dropout", 0.0)?,
+        target_modules: Modules::Names(names),
+        ..LoraConfig::default()
+    };
+    Ok((name, config))
+}
+
+/// The adapter's name and its `config` object.
+pub(crate) fn name_and_config(value: &Value) -> Result<(String, &Map<String, Value>), String> {
     let c = value["config"]
         .as_object()
         .ok_or("`config` is not an object")?;
-    let name = value["name"]
-        .as_str()
-        .ok_or("no adapter `name`")?
-        .to_string();
-    refuse_unsupported(c)?;
+    let name = value["name"].as_str().ok_or("no adapter `name`")?;
+    Ok((name.to_string(), c))
+}
+
+/// `config.{key}` as a number (`default` when absent or null).
+pub(crate) fn number(c: &Map<String, Value>, key: &str, default: f64) -> Result<f64, String> {
+    match c.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .ok_or(format!("`config.{key}` must be a number, got {v}")),
+    }
+}
+
+/// The HF names of the layers the placement keys choose on `model`.
+pub(crate) fn chosen_modules(
+    c: &Map<String, Value>,
+    model: &T5Config,
+) -> Result<Vec<String>, String> {
     let flag = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
-    let number = |key: &str, default: f64| -> Result<f64, String> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or(format!("`config.{key}` must be a number, got {v}")),
-        }
-    };
     let list = |key: &str| -> Result<Vec<Value>, String> {
         match c.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -79,33 +108,22 @@ pub fn parse_adapterhub_lora(
         };
         wanted && !leave_out.contains(&layer)
     };
-    let names: Vec<String> = sites(model)
+    Ok(sites(model)
         .filter(|(s, _)| chosen(*s))
         .map(|(_, n)| n)
-        .collect();
-    let r = number("r", 8.0)?;
-    if r < 1.0 || r.fract() != 0.0 {
-        return Err(format!(
-            "`config.r` must be a whole number of at least 1, got {r}"
-        ));
-    }
-    let config = LoraConfig {
-        r: r as usize,
-        lora_alpha: number("alpha", 8.0)?,
-        lora_dropout: number("dropout", 0.0)?,
-        target_modules: Modules::Names(names),
-        ..LoraConfig::default()
-    };
-    Ok((name, config))
+        .collect())
 }
 
-fn refuse_unsupported(c: &Map<String, Value>) -> Result<(), String> {
-    if let Some(mode) = c.get("composition_mode").and_then(Value::as_str) {
-        if mode != "add" {
-            return Err(format!(
-                "`config.composition_mode` `{mode}` is not supported (`add`, LoRA, is; `scale` is (IA)³)"
-            ));
-        }
+/// Refuses what neither LoRA nor (IA)³ implements, and a `composition_mode` other than `mode`.
+pub(crate) fn refuse_unsupported(c: &Map<String, Value>, mode: &str) -> Result<(), String> {
+    let found = c
+        .get("composition_mode")
+        .and_then(Value::as_str)
+        .unwrap_or("add");
+    if found != mode {
+        return Err(format!(
+            "`config.composition_mode` `{found}` is not supported here (`add` is LoRA, `scale` is (IA)³)"
+        ));
     }
     for key in ["use_gating", "use_dora"] {
         if c.get(key).and_then(Value::as_bool).unwrap_or(false) {

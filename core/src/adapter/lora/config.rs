@@ -21,7 +21,7 @@ pub enum Modules {
 impl Modules {
     /// PEFT's `check_target_module_exists`: a name in the list or ending in `.{name}`; or a
     /// regex matching the whole key.
-    fn matches(&self, key: &str) -> Result<bool, String> {
+    pub(crate) fn matches(&self, key: &str) -> Result<bool, String> {
         Ok(match self {
             Modules::Names(names) => names
                 .iter()

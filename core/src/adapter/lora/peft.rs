@@ -11,14 +11,13 @@ use serde_json::{json, Map, Value};
 use super::config::{LoraConfig, Modules};
 use super::linear::LoraLinear;
 use super::site::num_sites;
-use crate::adapter::set::{AdapterFormat, TaskAdapter};
+use crate::adapter::set::AdapterFormat;
 use crate::config::T5Config;
 use crate::error::{Error, Result};
-use crate::files::ADAPTER_CONFIG;
-use crate::weights::{write_safetensors, Weights};
+use crate::weights::Weights;
 
 pub use crate::files::PEFT_WEIGHTS;
-const PREFIX: &str = "base_model.model.";
+pub(crate) const PREFIX: &str = "base_model.model.";
 
 /// Keys that carry no computation (or that we read); any other key must hold its default.
 const READ_OR_INERT: [&str; 17] = [
@@ -56,30 +55,10 @@ pub fn parse_peft_config(value: &Value) -> std::result::Result<LoraConfig, Strin
     };
     match map.get("peft_type").and_then(Value::as_str) {
         Some("LORA") => {}
-        Some(other) => {
-            return Err(format!(
-                "`peft_type` {other} is not supported (LORA is; IA3 is planned)"
-            ))
-        }
+        Some(other) => return Err(format!("`peft_type` {other} is not a LoRA")),
         None => return Err("`peft_type` is not a string".into()),
     }
-    for (key, v) in map {
-        if READ_OR_INERT.contains(&key.as_str()) || INERT_VALUES.contains(&key.as_str()) {
-            continue;
-        }
-        let default = match v {
-            Value::Null | Value::Bool(false) => true,
-            Value::Object(o) => o.is_empty(),
-            Value::Array(a) => a.is_empty(),
-            Value::String(s) => key == "bias" && s == "none",
-            _ => false,
-        };
-        if !default {
-            return Err(format!(
-                "`{key}`: {v} is not supported (only plain LoRA on linear layers is)"
-            ));
-        }
-    }
+    refuse_non_defaults(map, &READ_OR_INERT, "only plain LoRA on linear layers is")?;
     match map.get("init_lora_weights") {
         None | Some(Value::Bool(_)) => {}
         Some(Value::String(s)) if s == "gaussian" => {}
@@ -101,8 +80,34 @@ pub fn parse_peft_config(value: &Value) -> std::result::Result<LoraConfig, Strin
     Ok(c)
 }
 
+/// Every key of a PEFT config that is neither `read` nor inert must hold its default (null,
+/// false, empty, `bias: "none"`): anything else changes the computation in a way not
+/// implemented here, and is refused by name (`what` says what is supported).
+pub(crate) fn refuse_non_defaults(
+    map: &Map<String, Value>,
+    read: &[&str],
+    what: &str,
+) -> std::result::Result<(), String> {
+    for (key, v) in map {
+        if read.contains(&key.as_str()) || INERT_VALUES.contains(&key.as_str()) {
+            continue;
+        }
+        let default = match v {
+            Value::Null | Value::Bool(false) => true,
+            Value::Object(o) => o.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::String(s) => key == "bias" && s == "none",
+            _ => false,
+        };
+        if !default {
+            return Err(format!("`{key}`: {v} is not supported ({what})"));
+        }
+    }
+    Ok(())
+}
+
 /// `key` of `map` as a `T`, `None` when absent or null.
-fn field<T: serde::de::DeserializeOwned>(
+pub(crate) fn field<T: serde::de::DeserializeOwned>(
     map: &Map<String, Value>,
     key: &str,
 ) -> std::result::Result<Option<T>, String> {
@@ -196,68 +201,4 @@ pub fn task_name(dir: Option<&Path>) -> String {
     dir.and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "default".into())
-}
-
-/// The LoRA settings of PEFT's `adapter_config.json` (at `config_path`), checked against `model`.
-pub fn read_peft_config(value: &Value, config_path: &Path, model: &T5Config) -> Result<LoraConfig> {
-    let config = parse_peft_config(value).map_err(|e| Error::config(config_path, e))?;
-    config
-        .sites(model)
-        .map_err(|e| Error::config(config_path, e))?;
-    Ok(config)
-}
-
-/// A LoRA from its config ([`read_peft_config`], or AdapterHub's) and its weights
-/// (`weights_path` labels the errors).
-pub fn build_lora<B: Backend>(
-    name: &str,
-    (format, config): (AdapterFormat, LoraConfig),
-    mut w: Weights,
-    weights_path: &Path,
-    model: &T5Config,
-    device: &B::Device,
-) -> Result<TaskAdapter<B>> {
-    let linears = take_lora(&mut w, &config, &format, model, device)?;
-    let leftover = w.untaken();
-    if let Some(first) = leftover.first() {
-        return Err(Error::checkpoint(
-            weights_path,
-            format!(
-                "{} tensors that the config's `target_modules` do not name (e.g. `{first}`): a LoRA of another model, or a config that does not belong to these weights",
-                leftover.len()
-            ),
-        ));
-    }
-    Ok(TaskAdapter::with_lora(name, config, linears, format, model))
-}
-
-/// Writes a LoRA in the format it came from: PEFT's (`adapter_config.json`,
-/// `adapter_model.safetensors`) or AdapterHub's (`adapter_config.json`, `adapter.safetensors`).
-pub fn save_lora<B: Backend>(
-    adapter: &TaskAdapter<B>,
-    config: &Value,
-    model: &T5Config,
-    dir: &Path,
-) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
-        lora_tensors(&adapter.linears, &adapter.format, model)
-            .into_iter()
-            .map(|(name, t)| {
-                let t = t.transpose();
-                let shape = t.dims().to_vec();
-                (
-                    name,
-                    shape,
-                    t.into_data().convert::<f32>().into_vec().expect("f32"),
-                )
-            })
-            .collect();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file = match adapter.format {
-        AdapterFormat::AdapterHub { .. } => crate::files::ADAPTER_WEIGHTS,
-        _ => PEFT_WEIGHTS,
-    };
-    write_safetensors(&dir.join(file), &tensors, None)?;
-    let text = serde_json::to_string_pretty(config).expect("serializable");
-    crate::io::write_atomic(&dir.join(ADAPTER_CONFIG), text.as_bytes())
 }

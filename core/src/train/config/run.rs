@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::adapter::hyper::HyperConfig;
+use crate::adapter::ia3::{parse_peft_ia3, Ia3Config};
 use crate::adapter::lora::{parse_peft_config, LoraConfig};
 use crate::adapter::SeedAdapterConfig;
 use crate::backend::BackendKind;
@@ -147,8 +148,9 @@ pub struct RunConfig {
     /// Train one adapter per task on a frozen backbone instead of the full model.
     pub train_adapters: bool,
     /// The adapter kind: `adapter` (one seed adapter per task), `meta-adapter` (adapters
-    /// generated from task embeddings by a hypernetwork, configured by `hyper`) or `lora` (one
-    /// LoRA per task, configured by `lora`).
+    /// generated from task embeddings by a hypernetwork, configured by `hyper`), `lora` (one
+    /// LoRA per task, configured by `lora`) or `ia3` (one (IA)³ adapter per task, configured by
+    /// `ia3`).
     pub adapter_config_name: String,
     /// The adapters' shape (`reduction_factor`, `non_linearity`, `add_adapter_in_*`,
     /// `add_layer_norm_*_adapter`: top-level keys, as in the seed).
@@ -163,6 +165,10 @@ pub struct RunConfig {
     /// `adapter_config.json` is (options not implemented are refused by name).
     #[serde(deserialize_with = "lora_from_peft_keys")]
     pub lora: LoraConfig,
+    /// The (IA)³ adapter of `ia3`: PEFT's `IA3Config` keys (`target_modules`,
+    /// `feedforward_modules`, `exclude_modules`; PEFT's T5 defaults when absent).
+    #[serde(deserialize_with = "ia3_from_peft_keys")]
+    pub ia3: Ia3Config,
     /// The adapter LayerNorms shared by all tasks (the seed's layout) rather than per task.
     pub shared_adapter_layer_norms: bool,
     /// With adapters, also train T5's layer norms.
@@ -250,6 +256,7 @@ impl Default for RunConfig {
             adapter: SeedAdapterConfig::default(),
             hyper: HyperConfig::default(),
             lora: LoraConfig::default(),
+            ia3: Ia3Config::default(),
             shared_adapter_layer_norms: true,
             unfreeze_layer_norms: false,
             unfreeze_lm_head: false,
@@ -377,12 +384,28 @@ mod backend_serde {
 
 /// The `lora` object of a run config: PEFT's `LoraConfig` keys, `peft_type` implied.
 fn lora_from_peft_keys<'de, D: Deserializer<'de>>(d: D) -> Result<LoraConfig, D::Error> {
+    let value = peft_keys(d, "LORA", "LoraConfig")?;
+    parse_peft_config(&value).map_err(serde::de::Error::custom)
+}
+
+/// The `ia3` object of a run config: PEFT's `IA3Config` keys, `peft_type` implied.
+fn ia3_from_peft_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Ia3Config, D::Error> {
+    let value = peft_keys(d, "IA3", "IA3Config")?;
+    parse_peft_ia3(&value).map_err(serde::de::Error::custom)
+}
+
+/// An object of PEFT config keys, with `peft_type` set to `peft_type` if absent.
+fn peft_keys<'de, D: Deserializer<'de>>(
+    d: D,
+    peft_type: &str,
+    class: &str,
+) -> Result<Value, D::Error> {
     let mut value = Value::deserialize(d)?;
     let Value::Object(map) = &mut value else {
-        return Err(serde::de::Error::custom(
-            "expected an object of PEFT `LoraConfig` keys",
-        ));
+        return Err(serde::de::Error::custom(format!(
+            "expected an object of PEFT `{class}` keys"
+        )));
     };
-    map.entry("peft_type").or_insert_with(|| "LORA".into());
-    parse_peft_config(&value).map_err(serde::de::Error::custom)
+    map.entry("peft_type").or_insert_with(|| peft_type.into());
+    Ok(value)
 }

@@ -1,5 +1,7 @@
-//! Folding a LoRA into the backbone (PEFT's `merge_and_unload`): `W += scaling · B A` at every
-//! adapted layer, so that the plain model computes what the model with the LoRA did.
+//! Folding a LoRA or an (IA)³ adapter into the backbone (PEFT's `merge_and_unload`): at every
+//! adapted layer `W += scaling · B A`, or `W` scaled by the (IA)³ vector along its output (or,
+//! for a feed-forward module, its input), so that the plain model computes what the model with
+//! the adapter did.
 
 use burn::module::Param;
 use burn::nn::Linear;
@@ -10,23 +12,39 @@ use crate::adapter::lora::site::{Target, TARGETS};
 use crate::adapter::TaskAdapter;
 use crate::error::{Error, Result};
 
-/// `model` with `adapter`'s LoRA folded into its weights.
-pub fn merge_lora<B: Backend>(
+/// `model` with `adapter`'s LoRA or (IA)³ vectors folded into its weights.
+pub fn merge_adapter<B: Backend>(
     mut model: T5ForConditionalGeneration<B>,
     adapter: &TaskAdapter<B>,
 ) -> Result<T5ForConditionalGeneration<B>> {
-    if adapter.lora.is_none() {
+    if adapter.lora.is_none() && adapter.ia3.is_none() {
         return Err(Error::Invalid(format!(
-            "`{}` is not a LoRA: only a LoRA folds into the backbone's weights",
+            "`{}` is a bottleneck adapter: only a LoRA or an (IA)³ adapter folds into the backbone's weights",
             adapter.name
         )));
     }
+    let missing = |site| {
+        Error::Invalid(format!(
+            "the model has no linear layer at adapter site {site}"
+        ))
+    };
     for (site, lora) in adapter.linears.iter().enumerate() {
         let Some(lora) = lora else { continue };
-        let linear = linear_mut(&mut model, site).ok_or_else(|| {
-            Error::Invalid(format!("the model has no linear layer at LoRA site {site}"))
-        })?;
+        let linear = linear_mut(&mut model, site).ok_or_else(|| missing(site))?;
         let merged = linear.weight.val() + lora.merged_delta();
+        linear.weight = Param::from_tensor(merged.detach());
+    }
+    for (site, v) in adapter.scales.iter().enumerate() {
+        let Some(v) = v else { continue };
+        let linear = linear_mut(&mut model, site).ok_or_else(|| missing(site))?;
+        // burn's weight is `[d_in, d_out]`: inputs are rows, outputs columns.
+        let factor = v.factor();
+        let factor = if v.feedforward {
+            factor.unsqueeze_dim::<2>(1)
+        } else {
+            factor.unsqueeze_dim::<2>(0)
+        };
+        let merged = linear.weight.val() * factor;
         linear.weight = Param::from_tensor(merged.detach());
     }
     Ok(model)
