@@ -1,12 +1,15 @@
 //! (IA)³ settings in PEFT's vocabulary (`IA3Config`), and which of a model's linear layers
 //! they scale, and on which side, matched as PEFT matches them.
 
+use serde::Serialize;
+
 use crate::adapter::lora::site::sites;
 use crate::adapter::lora::Modules;
 use crate::config::T5Config;
 
-/// What an (IA)³ adapter scales (the PEFT `IA3Config` fields implemented here).
-#[derive(Clone, Debug, PartialEq)]
+/// What an (IA)³ adapter scales (the PEFT `IA3Config` fields implemented here; serialized
+/// as those keys).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ia3Config {
     /// `None`: PEFT's choice for the model type (T5: `k`, `v`, `wo`; mT5: `k`, `v`, `wi_1`).
     pub target_modules: Option<Modules>,
@@ -15,6 +18,7 @@ pub struct Ia3Config {
     /// scales its output. `None`: PEFT's choice (T5: `wo`; mT5: none).
     pub feedforward_modules: Option<Modules>,
     /// A constant factor on every vector: the `adapters` library's `alpha` (PEFT has none: 1).
+    #[serde(skip)]
     pub alpha: f64,
 }
 
