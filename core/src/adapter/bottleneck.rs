@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
 use super::config::BottleneckConfig;
+use super::phm::{PhmLinear, PhmShared};
 use crate::config::Activation;
 use crate::fused::{self, FusedOps};
 use crate::layers::{activate, project};
@@ -70,13 +71,39 @@ impl<B: Backend> AdapterNorms<B> {
     }
 }
 
+/// A projection of a bottleneck adapter: a linear layer, or a PHM layer (Compacter).
+#[derive(Module, Debug)]
+pub enum Projection<B: Backend> {
+    Linear(Linear<B>),
+    Phm(PhmLinear<B>),
+}
+
+impl<B: Backend> Projection<B> {
+    /// The projection as a linear layer (a PHM layer's weight built from its factors and the
+    /// adapter's `shared` ones; `up` says which side's shared `W` it uses).
+    pub fn linear(&self, shared: Option<&PhmShared<B>>, up: bool) -> Linear<B> {
+        match self {
+            Projection::Linear(l) => l.clone(),
+            Projection::Phm(p) => p.linear(shared, up),
+        }
+    }
+
+    /// The plain linear layer, or `None` for a PHM layer.
+    pub fn as_linear(&self) -> Option<&Linear<B>> {
+        match self {
+            Projection::Linear(l) => Some(l),
+            Projection::Phm(_) => None,
+        }
+    }
+}
+
 /// Down- and up-projection of one adapter at one sublayer.
 #[derive(Module, Debug)]
 pub struct Bottleneck<B: Backend> {
     /// `[d_model, bottleneck]` with bias.
-    pub down: Linear<B>,
+    pub down: Projection<B>,
     /// `[bottleneck, d_model]` with bias.
-    pub up: Linear<B>,
+    pub up: Projection<B>,
     /// Per-task norms (unused when the set shares norms across tasks).
     pub norms: AdapterNorms<B>,
     pub dropout: Dropout,
@@ -95,8 +122,8 @@ impl<B: Backend> Bottleneck<B> {
             bias: Some(Initializer::Zeros.init([o], device)),
         };
         Self {
-            down: linear(d, n),
-            up: linear(n, d),
+            down: Projection::Linear(linear(d, n)),
+            up: Projection::Linear(linear(n, d)),
             norms: AdapterNorms::init(config, d, device),
             dropout: DropoutConfig::new(config.dropout).init(),
         }
@@ -105,7 +132,8 @@ impl<B: Backend> Bottleneck<B> {
 
 impl<B: FusedOps> Bottleneck<B> {
     /// Combines the sublayer input `x` and output `h` (before T5's residual dropout) into the
-    /// sublayer's adapted output, by `config`'s rules (see [`BottleneckConfig`]).
+    /// sublayer's adapted output, by `config`'s rules (see [`BottleneckConfig`]). `shared`:
+    /// the adapter's PHM parameters shared across layers (Compacter).
     ///
     /// # Shapes
     /// - x, h: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
@@ -114,8 +142,8 @@ impl<B: FusedOps> Bottleneck<B> {
         config: &BottleneckConfig,
         act: Activation,
         norms: &AdapterNorms<B>,
-        x: Tensor<B, 3>,
-        h: Tensor<B, 3>,
+        shared: Option<&PhmShared<B>>,
+        (x, h): (Tensor<B, 3>, Tensor<B, 3>),
         residual_dropout: &Dropout,
     ) -> Tensor<B, 3> {
         let h = if config.dropout_after_adapter {
@@ -134,7 +162,11 @@ impl<B: FusedOps> Bottleneck<B> {
             Some(ln) => ln.forward(h),
             None => h,
         };
-        let mut z = project(&self.up, activate(act, project(&self.down, z)));
+        let (down, up) = (
+            self.down.linear(shared, false),
+            self.up.linear(shared, true),
+        );
+        let mut z = project(&up, activate(act, project(&down, z)));
         if config.scaling != 1.0 {
             z = z * config.scaling;
         }

@@ -101,6 +101,9 @@ pub struct BottleneckConfig {
     /// The seed's placement of dropout: `x + dropout(h + A(h))` instead of AdapterHub's
     /// `x + dropout(h) + A(dropout(h))`. The same in evaluation.
     pub dropout_after_adapter: bool,
+    /// PHM projections instead of linear ones (Compacter, Compacter++).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phm: Option<super::phm::PhmConfig>,
 }
 
 impl BottleneckConfig {
@@ -127,6 +130,7 @@ impl BottleneckConfig {
             dropout: 0.0,
             leave_out,
             dropout_after_adapter: true,
+            phm: None,
         }
     }
 
@@ -147,6 +151,7 @@ impl BottleneckConfig {
             dropout: 0.0,
             leave_out: Vec::new(),
             dropout_after_adapter: false,
+            phm: None,
         }
     }
 
@@ -211,6 +216,9 @@ impl BottleneckConfig {
             return Err(format!(
                 "leave_out names layer {bad} but the model has {total} (encoder + decoder) layers"
             ));
+        }
+        if let Some(phm) = &self.phm {
+            phm.check(model.d_model, self.bottleneck(model.d_model))?;
         }
         Ok(())
     }

@@ -19,10 +19,11 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
+use super::bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck, Projection};
 use super::config::{BottleneckConfig, SeedAdapterConfig};
 use super::linear_format::{build_linear, linear_config, save_linear};
 use super::lora;
+use super::phm_files::{phm_linear_tensors, phm_shared_tensors, take_phm_linear, take_phm_shared};
 use super::set::{
     has_adapter, num_positions, position_name, AdapterFormat, AdapterSet, TaskAdapter,
 };
@@ -310,8 +311,20 @@ fn build<B: Backend>(
         } else {
             None
         };
-        let down = linear(&mut w, &n.down_after_norm, d, r).map_err(missing)?;
-        let up = linear(&mut w, &n.up, r, d).map_err(missing)?;
+        let (down, up) = match &config.phm {
+            None => (
+                Projection::Linear(linear(&mut w, &n.down_after_norm, d, r).map_err(missing)?),
+                Projection::Linear(linear(&mut w, &n.up, r, d).map_err(missing)?),
+            ),
+            Some(phm) => {
+                let mut take = |key: &str, dims| {
+                    take_phm_linear(&mut w, &format!("{at}.{key}"), phm, dims, device)
+                        .map_err(missing)
+                };
+                let down = Projection::Phm(take(&n.down_after_norm, (d, r))?);
+                (down, Projection::Phm(take(&n.up, (r, d))?))
+            }
+        };
         let after = if config.ln_after {
             Some(norm(&mut w, &n.after).map_err(missing)?)
         } else {
@@ -324,6 +337,13 @@ fn build<B: Backend>(
             dropout: DropoutConfig::new(config.dropout).init(),
         }));
     }
+    let phm = match &config.phm {
+        Some(c) => {
+            let prefix = format!("shared_parameters.{task}");
+            take_phm_shared(&mut w, &prefix, c, (d, r), weights_path, device)?
+        }
+        None => None,
+    };
     let leftover = w.untaken();
     if !leftover.is_empty() {
         return Err(Error::checkpoint(
@@ -335,6 +355,7 @@ fn build<B: Backend>(
         positions,
         linears: Vec::new(),
         scales: Vec::new(),
+        phm,
         name: task,
         config,
         lora: None,
@@ -495,7 +516,6 @@ fn parse_adapterhub(
     }
     let flag = |k: &str| c.get(k).and_then(Value::as_bool).unwrap_or(false);
     for (key, what) in [
-        ("phm_layer", "PHM/Compacter layers"),
         ("is_parallel", "parallel adapters"),
         ("cross_adapter", "adapters after cross-attention"),
         ("use_gating", "gated adapters"),
@@ -552,6 +572,10 @@ fn parse_adapterhub(
         _ => return Err("no `reduction_factor`".into()),
     };
     let get_bool = |k: &str, default: bool| c.get(k).and_then(Value::as_bool).unwrap_or(default);
+    let phm = flag("phm_layer")
+        .then(|| serde_json::from_value(Value::Object(c.clone())))
+        .transpose()
+        .map_err(|e| format!("the PHM (Compacter) options: {e}"))?;
     Ok((
         name,
         BottleneckConfig {
@@ -573,6 +597,7 @@ fn parse_adapterhub(
             dropout: c.get("dropout").and_then(Value::as_f64).unwrap_or(0.0),
             leave_out,
             dropout_after_adapter: false,
+            phm,
         },
     ))
 }
@@ -582,6 +607,8 @@ fn parse_adapterhub(
 pub enum NamedTensor<B: Backend> {
     Weight(Tensor<B, 2>),
     Vector(Tensor<B, 1>),
+    /// A PHM rule or `W` block, stored as it is.
+    Block(Tensor<B, 3>),
 }
 
 /// Every tensor of task `task` of `set` under the name its format gives it (shared norms
@@ -617,15 +644,29 @@ pub fn named_tensors<B: Backend>(
         if let Some(ln) = &norms.after {
             push_norm(&n.after, ln);
         }
-        for (key, linear) in [(&n.down_after_norm, &b.down), (&n.up, &b.up)] {
-            out.push((
-                format!("{at}.{key}.weight"),
-                NamedTensor::Weight(linear.weight.val()),
-            ));
-            if let Some(bias) = &linear.bias {
-                out.push((format!("{at}.{key}.bias"), NamedTensor::Vector(bias.val())));
+        for (key, projection) in [(&n.down_after_norm, &b.down), (&n.up, &b.up)] {
+            match projection {
+                Projection::Linear(linear) => {
+                    out.push((
+                        format!("{at}.{key}.weight"),
+                        NamedTensor::Weight(linear.weight.val()),
+                    ));
+                    if let Some(bias) = &linear.bias {
+                        out.push((format!("{at}.{key}.bias"), NamedTensor::Vector(bias.val())));
+                    }
+                }
+                Projection::Phm(p) => {
+                    let (blocks, bias) = phm_linear_tensors(&format!("{at}.{key}"), p);
+                    out.extend(blocks.into_iter().map(|(k, t)| (k, NamedTensor::Block(t))));
+                    out.extend(bias.map(|(k, t)| (k, NamedTensor::Vector(t))));
+                }
             }
         }
+    }
+    if let Some(shared) = &adapter.phm {
+        let prefix = format!("shared_parameters.{}", adapter.name);
+        let tensors = phm_shared_tensors(&prefix, shared);
+        out.extend(tensors.into_iter().map(|(k, t)| (k, NamedTensor::Block(t))));
     }
     out
 }
@@ -635,6 +676,10 @@ pub fn file_layout<B: Backend>(t: &NamedTensor<B>) -> (Vec<usize>, Vec<f32>) {
     let t2 = match t {
         NamedTensor::Weight(w) => w.clone().transpose(),
         NamedTensor::Vector(v) => v.clone().unsqueeze::<2>(),
+        NamedTensor::Block(b) => {
+            let values = b.clone().into_data().convert::<f32>().into_vec();
+            return (b.dims().to_vec(), values.expect("f32"));
+        }
     };
     let mut shape = t2.dims().to_vec();
     if matches!(t, NamedTensor::Vector(_)) {

@@ -10,9 +10,11 @@ pub mod hyper;
 pub mod ia3;
 pub mod linear_format;
 pub mod lora;
+pub mod phm;
+pub mod phm_files;
 pub mod set;
 
-pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
+pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck, Projection};
 pub use config::{BottleneckConfig, SeedAdapterConfig};
 pub use format::{load_adapter, load_adapter_from_bytes, named_tensors, save_adapter, NamedTensor};
 pub use set::{AdapterFormat, AdapterSet, Adapters, Routing, Sublayer, TaskAdapter};

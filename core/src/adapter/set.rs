@@ -8,6 +8,7 @@ use super::bottleneck::{AdapterNorms, Bottleneck};
 use super::config::BottleneckConfig;
 use super::ia3::{Ia3Config, Ia3Vector};
 use super::lora::{LoraConfig, LoraLinear};
+use super::phm::PhmShared;
 use crate::config::{Activation, T5Config};
 use crate::error::{Error, Result};
 
@@ -77,6 +78,8 @@ pub struct TaskAdapter<B: Backend> {
     pub linears: Vec<Option<LoraLinear<B>>>,
     /// (IA)³ vectors, indexed by [`super::lora::site`]; empty when the adapter has none.
     pub scales: Vec<Option<Ia3Vector<B>>>,
+    /// The PHM parameters a Compacter shares across its layers.
+    pub phm: Option<PhmShared<B>>,
     #[module(skip)]
     pub name: String,
     /// The bottleneck adapters' settings ([`BottleneckConfig::none`] for a LoRA).
@@ -119,6 +122,7 @@ impl<B: Backend> TaskAdapter<B> {
             positions,
             linears: Vec::new(),
             scales: Vec::new(),
+            phm: None,
             name: name.to_string(),
             config,
             lora: None,
@@ -169,6 +173,7 @@ impl<B: Backend> TaskAdapter<B> {
             positions: (0..num_positions(model)).map(|_| None).collect(),
             linears,
             scales: Vec::new(),
+            phm: None,
             name: name.to_string(),
             config: BottleneckConfig::none(),
             lora: Some(config),
@@ -215,6 +220,7 @@ impl<B: Backend> TaskAdapter<B> {
             positions: (0..num_positions(model)).map(|_| None).collect(),
             linears: Vec::new(),
             scales,
+            phm: None,
             name: name.to_string(),
             config: BottleneckConfig::none(),
             lora: None,
@@ -538,9 +544,14 @@ impl<B: FusedOps> Adapters<'_, B> {
         };
         let adapter = &self.set.tasks[t];
         match (&adapter.positions[position], self.set.norms(t, position)) {
-            (Some(bottleneck), Some(norms)) => {
-                bottleneck.forward(&adapter.config, adapter.activation, norms, x, h, dropout)
-            }
+            (Some(bottleneck), Some(norms)) => bottleneck.forward(
+                &adapter.config,
+                adapter.activation,
+                norms,
+                adapter.phm.as_ref(),
+                (x, h),
+                dropout,
+            ),
             _ => x + dropout.forward(h),
         }
     }

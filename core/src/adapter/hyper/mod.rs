@@ -25,7 +25,7 @@ pub use format::{load_hypernetwork, load_hypernetwork_from_bytes, save_hypernetw
 use self::generator::{AdapterGenerators, GeneratedWeights, Projector};
 use self::meta::{MetaAdapter, SublayerHyperNet};
 use self::unique::{StackHyperNet, UniqueHyperNet, INPUT_NORM_EPS};
-use super::bottleneck::{detached_copy, AdapterLayerNorm, AdapterNorms, Bottleneck};
+use super::bottleneck::{detached_copy, AdapterLayerNorm, AdapterNorms, Bottleneck, Projection};
 use super::set::{has_adapter, num_positions, AdapterFormat, AdapterSet, TaskAdapter};
 use crate::config::Activation;
 use crate::error::{Error, Result};
@@ -185,6 +185,7 @@ impl<B: FusedOps> HyperNetwork<B> {
                     .collect(),
                 linears: Vec::new(),
                 scales: Vec::new(),
+                phm: None,
                 name,
                 config: self.config.bottleneck_config(),
                 lora: None,
@@ -228,14 +229,14 @@ fn bottleneck<B: Backend>(w: &GeneratedWeights<B>, i: usize) -> Bottleneck<B> {
         })
     };
     Bottleneck {
-        down: Linear {
+        down: Projection::Linear(Linear {
             weight: matrix(w.down.0),
             bias: Some(vector(w.down.1)),
-        },
-        up: Linear {
+        }),
+        up: Projection::Linear(Linear {
             weight: matrix(w.up.0),
             bias: Some(vector(w.up.1)),
-        },
+        }),
         norms: AdapterNorms {
             before: norm(w.pre_layer_norm),
             after: norm(w.post_layer_norm),
