@@ -12,9 +12,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use common::*;
-use t5_core::adapter::{
-    load_adapter, named_tensors, save_adapter, AdapterSet, Adapters, NamedTensor,
-};
+use t5_core::adapter::{load_adapter, named_tensors, save_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, GenerationConfig};
 use t5_core::T5ForConditionalGeneration;
@@ -85,15 +83,7 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
             "{case}: number of trainable tensors"
         );
         for (tensor_name, tensor) in &named {
-            let grad = match tensor {
-                NamedTensor::Weight(w) => NamedTensor::<B::InnerBackend>::Weight(
-                    w.grad(&grads).expect("adapter weight has a gradient"),
-                ),
-                NamedTensor::Vector(v) => {
-                    NamedTensor::Vector(v.grad(&grads).expect("adapter vector has a gradient"))
-                }
-            };
-            let (_, values) = t5_core::adapter::format::file_layout(&grad);
+            let values = grad_values::<B>(tensor, &grads);
             let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
             let sum = values.iter().sum::<f32>();
             close(
@@ -278,6 +268,8 @@ fn training_adapters_leaves_the_backbone_bit_identical() {
             .as_ref()
             .unwrap()
             .down
+            .as_linear()
+            .unwrap()
             .weight
             .val(),
     );
@@ -299,6 +291,8 @@ fn training_adapters_leaves_the_backbone_bit_identical() {
             .as_ref()
             .unwrap()
             .down
+            .as_linear()
+            .unwrap()
             .weight
             .val(),
     );

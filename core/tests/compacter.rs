@@ -9,10 +9,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use common::*;
-use t5_core::adapter::format::file_layout;
-use t5_core::adapter::{
-    load_adapter, named_tensors, save_adapter, AdapterSet, Adapters, NamedTensor,
-};
+use t5_core::adapter::{load_adapter, named_tensors, save_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::ModelDir;
 use t5_core::generation::{generate, GenerationConfig};
 
@@ -26,18 +23,6 @@ const CASES: [(&str, &str); 3] = [
     ("compacterpp-v1_1", "t5-v1_1"),
     ("compacter-shared-w-v1_0", "t5-v1_0"),
 ];
-
-fn grad_values<B: burn::tensor::backend::AutodiffBackend>(
-    t: &NamedTensor<B>,
-    grads: &B::Gradients,
-) -> Vec<f32> {
-    let inner = |t: NamedTensor<B::InnerBackend>| file_layout(&t).1;
-    match t {
-        NamedTensor::Weight(w) => inner(NamedTensor::Weight(w.grad(grads).unwrap())),
-        NamedTensor::Vector(v) => inner(NamedTensor::Vector(v.grad(grads).unwrap())),
-        NamedTensor::Block(b) => inner(NamedTensor::Block(b.grad(grads).unwrap())),
-    }
-}
 
 /// `grad_tol`: the relative tolerance on gradients. A PHM tensor's gradient sums the gradient
 /// of whole `[d_in, d_out]` weights; on wgpu (lavapipe) the Compacter++ case's sums land up to

@@ -72,6 +72,9 @@ impl<B: Backend> AdapterNorms<B> {
 }
 
 /// A projection of a bottleneck adapter: a linear layer, or a PHM layer (Compacter).
+// The PHM variant's optional factors make it larger; a projection is built once per adapter
+// and never moved in a loop, and burn's module derive does not see through a `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Projection<B: Backend> {
     Linear(Linear<B>),

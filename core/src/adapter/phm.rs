@@ -54,7 +54,7 @@ impl PhmConfig {
     /// Checks the options against a projection of `d_in` -> `d_out` features.
     pub fn check(&self, d_model: usize, bottleneck: usize) -> Result<(), String> {
         let n = self.phm_dim;
-        if n == 0 || d_model % n != 0 || bottleneck % n != 0 {
+        if n == 0 || !d_model.is_multiple_of(n) || !bottleneck.is_multiple_of(n) {
             return Err(format!(
                 "`phm_dim` {n} must divide d_model ({d_model}) and the bottleneck ({bottleneck})"
             ));

@@ -138,12 +138,15 @@ pub fn take_phm_shared<B: Backend>(
     Ok(Some(PhmShared { rule, w_down, w_up }))
 }
 
+/// A tensor under its file name.
+pub type Named<B, const D: usize> = (String, Tensor<B, D>);
+
 /// `(name, tensor)` of every stored tensor of a PHM projection under `prefix`: 3-D tensors as
 /// they are, the bias as `[d_out]`.
 pub fn phm_linear_tensors<B: Backend>(
     prefix: &str,
     p: &PhmLinear<B>,
-) -> (Vec<(String, Tensor<B, 3>)>, Option<(String, Tensor<B, 1>)>) {
+) -> (Vec<Named<B, 3>>, Option<Named<B, 1>>) {
     let mut blocks = Vec::new();
     for (key, f) in [("phm_rule", &p.rule), ("W", &p.w)] {
         for (suffix, t) in f.iter().flat_map(Factored::stored) {
@@ -155,10 +158,7 @@ pub fn phm_linear_tensors<B: Backend>(
 }
 
 /// `(name, tensor)` of every shared tensor under `prefix`.
-pub fn phm_shared_tensors<B: Backend>(
-    prefix: &str,
-    s: &PhmShared<B>,
-) -> Vec<(String, Tensor<B, 3>)> {
+pub fn phm_shared_tensors<B: Backend>(prefix: &str, s: &PhmShared<B>) -> Vec<Named<B, 3>> {
     let mut out = Vec::new();
     for (key, f) in [
         ("phm_rule", &s.rule),

@@ -216,3 +216,18 @@ pub fn check_mixed_batch<B: t5_core::fused::FusedOps>(
         assert_eq!(batched[i], single[0], "{what}: beam search row {i}");
     }
 }
+
+/// The gradient of an adapter tensor in its file layout.
+pub fn grad_values<B: burn::tensor::backend::AutodiffBackend>(
+    t: &t5_core::adapter::NamedTensor<B>,
+    grads: &B::Gradients,
+) -> Vec<f32> {
+    use t5_core::adapter::NamedTensor;
+    let layout = |t: NamedTensor<B::InnerBackend>| t5_core::adapter::format::file_layout(&t).1;
+    let missing = "an adapter tensor has a gradient";
+    match t {
+        NamedTensor::Weight(w) => layout(NamedTensor::Weight(w.grad(grads).expect(missing))),
+        NamedTensor::Vector(v) => layout(NamedTensor::Vector(v.grad(grads).expect(missing))),
+        NamedTensor::Block(b) => layout(NamedTensor::Block(b.grad(grads).expect(missing))),
+    }
+}
