@@ -175,6 +175,37 @@ pub fn load_adapter_from_bytes<B: Backend>(
     build(parsed, weights, Path::new(ADAPTER_WEIGHTS), model, device)
 }
 
+/// The down- and up-projection of the adapter at `at` (`d` -> `r` -> `d`): linear layers, or
+/// PHM layers for a Compacter.
+fn take_projections<B: Backend>(
+    w: &mut Weights,
+    at: &str,
+    n: &Names,
+    config: &BottleneckConfig,
+    (d, r): (usize, usize),
+    device: &B::Device,
+) -> Result<(Projection<B>, Projection<B>)> {
+    let (down, up) = (
+        format!("{at}.{}", n.down_after_norm),
+        format!("{at}.{}", n.up),
+    );
+    if let Some(phm) = &config.phm {
+        return Ok((
+            Projection::Phm(take_phm_linear(w, &down, phm, (d, r), device)?),
+            Projection::Phm(take_phm_linear(w, &up, phm, (r, d), device)?),
+        ));
+    }
+    let mut linear = |name: &str, i: usize, o: usize| -> Result<Projection<B>> {
+        let weight = w.take_linear(&format!("{name}.weight"), i, o, device)?;
+        let bias = w.take(&format!("{name}.bias"), [o], device)?;
+        Ok(Projection::Linear(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+        }))
+    };
+    Ok((linear(&down, d, r)?, linear(&up, r, d)?))
+}
+
 /// What an adapter config says: its task name, bottleneck options and file format.
 struct ParsedConfig {
     task: String,
@@ -272,21 +303,6 @@ fn build<B: Backend>(
             other => other,
         }
         };
-        let linear = |w: &mut Weights, name: &str, i: usize, o: usize| -> Result<Linear<B>> {
-            Ok(Linear {
-                weight: Param::from_tensor(w.take_linear(
-                    &format!("{at}.{name}.weight"),
-                    i,
-                    o,
-                    device,
-                )?),
-                bias: Some(Param::from_tensor(w.take(
-                    &format!("{at}.{name}.bias"),
-                    [o],
-                    device,
-                )?)),
-            })
-        };
         let norm = |w: &mut Weights, name: &str| -> Result<AdapterLayerNorm<B>> {
             Ok(AdapterLayerNorm {
                 weight: Param::from_tensor(w.take(&format!("{at}.{name}.weight"), [d], device)?),
@@ -311,20 +327,8 @@ fn build<B: Backend>(
         } else {
             None
         };
-        let (down, up) = match &config.phm {
-            None => (
-                Projection::Linear(linear(&mut w, &n.down_after_norm, d, r).map_err(missing)?),
-                Projection::Linear(linear(&mut w, &n.up, r, d).map_err(missing)?),
-            ),
-            Some(phm) => {
-                let mut take = |key: &str, dims| {
-                    take_phm_linear(&mut w, &format!("{at}.{key}"), phm, dims, device)
-                        .map_err(missing)
-                };
-                let down = Projection::Phm(take(&n.down_after_norm, (d, r))?);
-                (down, Projection::Phm(take(&n.up, (r, d))?))
-            }
-        };
+        let (down, up) =
+            take_projections(&mut w, &at, &n, &config, (d, r), device).map_err(missing)?;
         let after = if config.ln_after {
             Some(norm(&mut w, &n.after).map_err(missing)?)
         } else {
