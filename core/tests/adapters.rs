@@ -364,8 +364,6 @@ fn load_err(adapter: &std::path::Path, base: &str) -> String {
 #[test]
 fn unsupported_options_are_refused_by_name() {
     for (case, option) in [
-        ("compacter", "phm_layer"),
-        ("phm_layer", "phm_layer"),
         ("parallel", "is_parallel"),
         ("inv_adapter", "inv_adapter"),
         ("cross_adapter", "cross_adapter"),
