@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "train/adapter_kinds.rs"]
+mod adapter_kinds;
 #[path = "train/crashes.rs"]
 mod crashes;
-#[path = "train/lora.rs"]
-mod lora;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -113,7 +113,8 @@ pub struct Bottleneck<B: Backend> {
 }
 
 impl<B: Backend> Bottleneck<B> {
-    /// The seed's initialization: weights N(0, 0.01), biases zero.
+    /// The seed's initialization: weights N(0, 0.01), biases zero; PHM layers as the
+    /// `adapters` library draws them.
     pub fn init(config: &BottleneckConfig, d: usize, device: &B::Device) -> Self {
         let n = config.bottleneck(d);
         let linear = |i: usize, o: usize| Linear {
@@ -124,9 +125,19 @@ impl<B: Backend> Bottleneck<B> {
             .init([i, o], device),
             bias: Some(Initializer::Zeros.init([o], device)),
         };
+        let (down, up) = match &config.phm {
+            Some(phm) => (
+                Projection::Phm(PhmLinear::init(phm, (d, n), device)),
+                Projection::Phm(PhmLinear::init(phm, (n, d), device)),
+            ),
+            None => (
+                Projection::Linear(linear(d, n)),
+                Projection::Linear(linear(n, d)),
+            ),
+        };
         Self {
-            down: Projection::Linear(linear(d, n)),
-            up: Projection::Linear(linear(n, d)),
+            down,
+            up,
             norms: AdapterNorms::init(config, d, device),
             dropout: DropoutConfig::new(config.dropout).init(),
         }

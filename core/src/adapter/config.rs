@@ -165,6 +165,22 @@ impl BottleneckConfig {
         }
     }
 
+    /// The `adapters` library's `CompacterConfig` (Houlsby placement) or, `plus_plus`,
+    /// `CompacterPlusPlusConfig` (Pfeiffer placement): PHM projections, gelu, reduction 32.
+    pub fn compacter(plus_plus: bool) -> Self {
+        let base = if plus_plus {
+            Self::pfeiffer()
+        } else {
+            Self::houlsby()
+        };
+        Self {
+            reduction_factor: 32.0,
+            non_linearity: "gelu".into(),
+            phm: Some(super::phm::PhmConfig::default()),
+            ..base
+        }
+    }
+
     /// No bottleneck adapter anywhere (the bottleneck part of an adapter that is a LoRA).
     pub fn none() -> Self {
         Self {

@@ -742,7 +742,7 @@ pub fn save_adapter<B: Backend>(
 
 /// A fresh AdapterHub config for `config` (so a new adapter can be saved for Python).
 pub fn adapterhub_config(name: &str, config: &BottleneckConfig, model: &T5Config) -> Value {
-    json!({
+    let mut value = json!({
         "config": {
             "adapter_residual_before_ln": config.adapter_residual_before_ln,
             "cross_adapter": false, "dropout": config.dropout, "inv_adapter": null,
@@ -750,7 +750,7 @@ pub fn adapterhub_config(name: &str, config: &BottleneckConfig, model: &T5Config
             "ln_before": config.ln_before, "mh_adapter": config.mh_adapter,
             "non_linearity": config.non_linearity, "original_ln_after": config.original_ln_after,
             "original_ln_before": config.original_ln_before, "output_adapter": config.output_adapter,
-            "phm_layer": false, "reduction_factor": config.reduction_factor,
+            "phm_layer": config.phm.is_some(), "reduction_factor": config.reduction_factor,
             "residual_before_ln": config.residual_before_ln, "scaling": config.scaling,
             "use_gating": false, "init_weights": "bert", "stochastic_depth": 0.0
         },
@@ -760,5 +760,39 @@ pub fn adapterhub_config(name: &str, config: &BottleneckConfig, model: &T5Config
         "model_type": model.model_type,
         "name": name,
         "version": "adapters.1.3.0"
-    })
+    });
+    if let (Some(phm), Value::Object(c)) = (&config.phm, &mut value["config"]) {
+        if let Ok(Value::Object(keys)) = serde_json::to_value(phm) {
+            c.extend(keys);
+        }
+    }
+    value
+}
+
+/// A new Compacter (`plus_plus`: Compacter++) for task `name`: the library's config with the
+/// keys of `overrides` (AdapterHub `BnConfig` keys) set, checked as a loaded config is, in the
+/// library's format.
+pub fn compacter_adapter<B: Backend>(
+    name: &str,
+    plus_plus: bool,
+    overrides: &serde_json::Map<String, Value>,
+    model: &T5Config,
+    device: &B::Device,
+) -> Result<TaskAdapter<B>> {
+    let mut value = adapterhub_config(name, &BottleneckConfig::compacter(plus_plus), model);
+    if let Value::Object(c) = &mut value["config"] {
+        c.extend(overrides.clone());
+    }
+    let text = value.to_string();
+    let (_, config) = parse_adapterhub(&value, &text, model)
+        .map_err(|e| Error::Invalid(format!("`compacter`: {e}")))?;
+    config
+        .validate(model)
+        .map_err(|e| Error::Invalid(format!("`compacter`: {e}")))?;
+    let mut adapter = TaskAdapter::init(name, config, model, device)?;
+    adapter.format = AdapterFormat::AdapterHub {
+        name: name.to_string(),
+        config: value,
+    };
+    Ok(adapter)
 }

@@ -6,7 +6,7 @@
 //! `shared_phm_rule`) and factorized as `left [n, n, 1] · right [n, 1, n]`; `W` may be shared by
 //! every layer (`shared_W_phm`) and factorized as `left [n, d_in/n, rank] · right [n, rank, d_out/n]`.
 
-use burn::module::{Param, ParamId};
+use burn::module::{Initializer, Param, ParamId};
 use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -180,5 +180,77 @@ impl<B: Backend> PhmLinear<B> {
             weight: Param::initialized(ParamId::new(), phm_matrix(rule, w)),
             bias: self.bias.clone(),
         }
+    }
+}
+
+/// N(0, std) or U(-a, a) draws of `shape`.
+fn draw<B: Backend>(shape: [usize; 3], init: Initializer, device: &B::Device) -> Tensor<B, 3> {
+    init.init::<B, 3, _>(shape, device).val()
+}
+
+/// The library's initialization of `W` (`init_W`): each of the `n` blocks Xavier-normal (its
+/// `hypercomplex_nonlinearity` test is on the string's truth, so every setting draws this).
+fn init_w<B: Backend>(c: &PhmConfig, [n, a, b]: [usize; 3], device: &B::Device) -> Factored<B> {
+    let xavier = |rows: usize, cols: usize| Initializer::Normal {
+        mean: 0.0,
+        std: (2.0 / (rows + cols) as f64).sqrt(),
+    };
+    if c.factorized_phm_w {
+        let r = c.phm_rank;
+        Factored::factors(
+            draw([n, a, r], xavier(a, r), device),
+            draw([n, r, b], xavier(r, b), device),
+        )
+    } else {
+        Factored::full(draw([n, a, b], xavier(a, b), device))
+    }
+}
+
+/// The library's initialization of a rule: N(0, `phm_init_range`) or U(-`range`, `range`), with
+/// `range` 0.01 for a rule per layer and 1 for a shared one.
+fn init_rule<B: Backend>(c: &PhmConfig, uniform_range: f64, device: &B::Device) -> Factored<B> {
+    let n = c.phm_dim;
+    let init = match c.phm_c_init.as_str() {
+        "uniform" => Initializer::Uniform {
+            min: -uniform_range,
+            max: uniform_range,
+        },
+        _ => Initializer::Normal {
+            mean: 0.0,
+            std: c.phm_init_range,
+        },
+    };
+    if c.factorized_phm_rule {
+        Factored::factors(
+            draw([n, n, 1], init.clone(), device),
+            draw([n, 1, n], init, device),
+        )
+    } else {
+        Factored::full(draw([n, n, n], init, device))
+    }
+}
+
+impl<B: Backend> PhmLinear<B> {
+    /// A new projection `d_in` -> `d_out` (the library's `PHMLayer.reset_parameters`).
+    pub fn init(c: &PhmConfig, (d_in, d_out): (usize, usize), device: &B::Device) -> Self {
+        let n = c.phm_dim;
+        Self {
+            rule: (!c.shared_phm_rule).then(|| init_rule(c, 0.01, device)),
+            w: (!c.shared_w_phm).then(|| init_w(c, [n, d_in / n, d_out / n], device)),
+            bias: c.phm_bias.then(|| Initializer::Zeros.init([d_out], device)),
+        }
+    }
+}
+
+impl<B: Backend> PhmShared<B> {
+    /// New shared parameters (the library's `init_shared_parameters`), `None` when the config
+    /// shares nothing.
+    pub fn init(c: &PhmConfig, (d, r): (usize, usize), device: &B::Device) -> Option<Self> {
+        let n = c.phm_dim;
+        (c.shared_phm_rule || c.shared_w_phm).then(|| Self {
+            rule: c.shared_phm_rule.then(|| init_rule(c, 1.0, device)),
+            w_down: c.shared_w_phm.then(|| init_w(c, [n, d / n, r / n], device)),
+            w_up: c.shared_w_phm.then(|| init_w(c, [n, r / n, d / n], device)),
+        })
     }
 }

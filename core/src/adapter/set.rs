@@ -118,11 +118,14 @@ impl<B: Backend> TaskAdapter<B> {
                 has_adapter(&config, p).then(|| Bottleneck::init(&config, model.d_model, device))
             })
             .collect();
+        let phm = config.phm.as_ref().and_then(|c| {
+            PhmShared::init(c, (model.d_model, config.bottleneck(model.d_model)), device)
+        });
         Ok(Self {
             positions,
             linears: Vec::new(),
             scales: Vec::new(),
-            phm: None,
+            phm,
             name: name.to_string(),
             config,
             lora: None,

@@ -224,6 +224,15 @@ fn run_adapters<B: FusedOps>(
     )?))
 }
 
+/// `Some(plus_plus)` for the Compacter kinds of `adapter_config_name`.
+pub(crate) fn compacter_kind(name: &str) -> Option<bool> {
+    match name {
+        "compacter" => Some(false),
+        "compacter++" => Some(true),
+        _ => None,
+    }
+}
+
 /// A fresh adapter per training task.
 fn fresh_adapters<B: Backend>(
     config: &RunConfig,
@@ -247,6 +256,18 @@ fn fresh_adapters<B: Backend>(
             set.insert(TaskAdapter::init_ia3(
                 name,
                 config.ia3.clone(),
+                model_config,
+                device,
+            )?);
+        }
+        return Ok(set);
+    }
+    if let Some(plus_plus) = compacter_kind(&config.adapter_config_name) {
+        for name in &config.tasks {
+            set.insert(crate::adapter::format::compacter_adapter(
+                name,
+                plus_plus,
+                &config.compacter,
                 model_config,
                 device,
             )?);

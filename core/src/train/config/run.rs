@@ -149,8 +149,9 @@ pub struct RunConfig {
     pub train_adapters: bool,
     /// The adapter kind: `adapter` (one seed adapter per task), `meta-adapter` (adapters
     /// generated from task embeddings by a hypernetwork, configured by `hyper`), `lora` (one
-    /// LoRA per task, configured by `lora`) or `ia3` (one (IA)³ adapter per task, configured by
-    /// `ia3`).
+    /// LoRA per task, configured by `lora`), `ia3` (one (IA)³ adapter per task, configured by
+    /// `ia3`) or `compacter` / `compacter++` (one Compacter per task, configured by
+    /// `compacter`).
     pub adapter_config_name: String,
     /// The adapters' shape (`reduction_factor`, `non_linearity`, `add_adapter_in_*`,
     /// `add_layer_norm_*_adapter`: top-level keys, as in the seed).
@@ -169,6 +170,11 @@ pub struct RunConfig {
     /// `feedforward_modules`, `exclude_modules`; PEFT's T5 defaults when absent).
     #[serde(deserialize_with = "ia3_from_peft_keys")]
     pub ia3: Ia3Config,
+    /// The Compacter of `compacter` / `compacter++`: the `adapters` library's `BnConfig` keys
+    /// (`reduction_factor`, `non_linearity`, `phm_dim`, `phm_rank`, `shared_phm_rule`,
+    /// `factorized_phm_rule`, `shared_W_phm`, `factorized_phm_W`, `phm_c_init`, `phm_init_range`,
+    /// `leave_out`, ...) set over its `CompacterConfig` / `CompacterPlusPlusConfig`.
+    pub compacter: serde_json::Map<String, Value>,
     /// The adapter LayerNorms shared by all tasks (the seed's layout) rather than per task.
     pub shared_adapter_layer_norms: bool,
     /// With adapters, also train T5's layer norms.
@@ -257,6 +263,7 @@ impl Default for RunConfig {
             hyper: HyperConfig::default(),
             lora: LoraConfig::default(),
             ia3: Ia3Config::default(),
+            compacter: serde_json::Map::new(),
             shared_adapter_layer_norms: true,
             unfreeze_layer_norms: false,
             unfreeze_lm_head: false,

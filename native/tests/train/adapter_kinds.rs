@@ -1,6 +1,7 @@
-//! A LoRA or (IA)³ adapter per task trained by `native train` (`adapter_config_name: "lora"`,
-//! `"ia3"`): exported in PEFT's format, resumed exactly, usable by `generate --adapter`, and
-//! folded into its backbone by `native merge` with the same generations.
+//! A LoRA, (IA)³ adapter or Compacter per task trained by `native train`
+//! (`adapter_config_name: "lora"`, `"ia3"`, `"compacter"`): exported in PEFT's format (the
+//! Compacter in the `adapters` library's), resumed exactly, usable by `generate --adapter`, and
+//! (LoRA, (IA)³) folded into the backbone by `native merge` with the same generations.
 
 use std::path::Path;
 use std::process::Command;
@@ -163,4 +164,52 @@ fn ia3_runs_export_peft_files_and_merge() {
     assert_eq!(tensors.len(), 12 + 4);
     assert!(tensors.iter().all(|(n, _)| n.ends_with(".ia3_l")));
     generate_equals_merged(&model, &dir, tmp.path());
+}
+
+#[test]
+fn compacter_runs_export_adapterhub_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
+    full["save_steps"] = json!(0);
+    ok(&train(&write_config(tmp.path(), &full)));
+    let model = base.join("model");
+    let out = tmp.path().join("compacter");
+    let config = small_config(
+        &out,
+        json!({
+            "model_name_or_path": model,
+            "train_adapters": true,
+            "adapter_config_name": "compacter",
+            "compacter": {"reduction_factor": 4, "phm_c_init": "uniform"},
+            "learning_rate": 0.01,
+            "max_steps": 6,
+            "do_eval": false,
+        }),
+    );
+    ok(&train(&write_config(tmp.path(), &config)));
+    let dir = out.join("adapters/sentiment");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["name"], "sentiment");
+    assert_eq!(config["config"]["phm_layer"], true);
+    assert_eq!(config["config"]["phm_c_init"], "uniform");
+    assert_eq!(config["config"]["reduction_factor"], 4.0);
+    let tensors = tensors_of(&dir.join("adapter.safetensors"));
+    assert!(tensors
+        .iter()
+        .any(|(n, _)| n == "shared_parameters.sentiment.phm_rule"));
+    assert!(tensors
+        .iter()
+        .any(|(n, _)| n.ends_with(".adapters.sentiment.adapter_up.W_left")));
+    ok(&native(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        dir.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "sentence: a fine and moving film",
+    ]));
 }
