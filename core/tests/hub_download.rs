@@ -70,7 +70,7 @@ fn sharded_repo() -> FakeRepo {
     ])
 }
 
-/// Only PyTorch weights.
+/// Only PyTorch weights, unsharded.
 fn bin_only_repo() -> FakeRepo {
     FakeRepo::new(&[
         ("config.json", config_json()),
@@ -423,58 +423,103 @@ fn a_closed_port_is_a_quick_hub_error_naming_the_endpoint() {
     assert!(!msg.contains('\n'), "one line: {msg}");
 }
 
+/// PyTorch weights in shards.
+fn bin_sharded_repo() -> FakeRepo {
+    let index = serde_json::json!({
+        "metadata": { "total_size": 300 },
+        "weight_map": {
+            "shared.weight": "pytorch_model-00001-of-00002.bin",
+            "decoder.block.0.layer.0.SelfAttention.q.weight": "pytorch_model-00002-of-00002.bin",
+        }
+    });
+    FakeRepo::new(&[
+        ("config.json", config_json()),
+        ("tokenizer.json", b"{}".to_vec()),
+        (
+            "pytorch_model.bin.index.json",
+            index.to_string().into_bytes(),
+        ),
+        ("pytorch_model-00001-of-00002.bin", bytes(5, 200)),
+        ("pytorch_model-00002-of-00002.bin", bytes(6, 100)),
+    ])
+}
+
+/// Without safetensors, `pytorch_model.bin` or its index and shards are downloaded (with the
+/// listing and by probing), and the snapshot then serves offline.
 #[test]
-fn a_repo_without_safetensors_says_so() {
+fn a_repo_with_only_pytorch_weights_falls_back_to_them() {
     if proxied() {
         return;
     }
     let cache = tempfile::tempdir().unwrap();
-    let hub = FakeHub::start(&[
-        ("org/bin-only", bin_only_repo()),
-        ("org/bin-only-mirror", bin_only_repo().without_listing()),
-    ]);
-
-    // With the listing: the weights are known to be pytorch_model.bin only.
-    let err = expect_err(fetch_model(
-        "org/bin-only",
-        &options(&hub.endpoint(), cache.path()),
-    ));
-    let Error::Hub(msg) = &err else {
-        panic!("expected Hub, got {err:?}")
-    };
-    assert!(
-        msg.contains("org/bin-only has no safetensors weights"),
-        "{msg}"
-    );
-    assert!(msg.contains("pytorch_model.bin"), "{msg}");
-    let requests = hub.take_requests();
-    assert!(
-        !requests.iter().any(|r| r.contains("pytorch_model.bin")),
-        "{requests:#?}"
-    );
-
-    // Without it: model.safetensors and the index are probed and 404.
-    let err = expect_err(fetch_model(
-        "org/bin-only-mirror",
-        &options(&hub.endpoint(), cache.path()),
-    ));
-    let Error::Hub(msg) = &err else {
-        panic!("expected Hub, got {err:?}")
-    };
-    assert!(
-        msg.contains("org/bin-only-mirror has no safetensors weights"),
-        "{msg}"
-    );
-    assert!(msg.contains(&hub.endpoint()), "{msg}");
-    let requests = hub.take_requests();
-    for file in ["model.safetensors", "model.safetensors.index.json"] {
-        assert!(
-            requests
-                .iter()
-                .any(|r| r.contains(&format!("/resolve/{COMMIT}/{file} "))),
-            "{file}: {requests:#?}"
-        );
+    let repos = [
+        ("org/bin", bin_only_repo()),
+        ("org/bin-mirror", bin_only_repo().without_listing()),
+        ("org/shards", bin_sharded_repo()),
+        ("org/shards-mirror", bin_sharded_repo().without_listing()),
+    ];
+    let hub = FakeHub::start(&repos);
+    for (id, repo) in &repos {
+        let dir = fetch_model(id, &options(&hub.endpoint(), cache.path()))
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        let folder = format!("models--{}", id.replace('/', "--"));
+        assert_eq!(dir, snapshot_dir(cache.path(), &folder), "{id}");
+        for (file, bytes) in &repo.files {
+            assert_eq!(&std::fs::read(dir.join(file)).unwrap(), bytes, "{file}");
+        }
+        let requests = hub.take_requests();
+        if id.ends_with("mirror") {
+            // Safetensors first: both probed (404) before the PyTorch weights.
+            for file in ["model.safetensors", "model.safetensors.index.json"] {
+                assert!(asked_for(&requests, file), "{id}: {file}: {requests:#?}");
+            }
+        }
+        let offline_dir = fetch_model(id, &offline(cache.path())).unwrap();
+        assert_eq!(offline_dir, dir, "{id}: offline");
     }
+}
+
+/// A repository with no weights t5-core reads says which it has; without the listing, after
+/// asking for each of them.
+#[test]
+fn a_repo_without_readable_weights_says_so() {
+    if proxied() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FakeRepo::new(&[
+        ("config.json", config_json()),
+        ("tokenizer.json", b"{}".to_vec()),
+        ("tf_model.h5", bytes(4, 100)),
+    ]);
+    let hub = FakeHub::start(&[
+        ("org/tf", repo.clone()),
+        ("org/tf-m", repo.without_listing()),
+    ]);
+    for (id, detail) in [("org/tf", "only tf_model.h5"), ("org/tf-m", "HTTP 404")] {
+        let err = expect_err(fetch_model(id, &options(&hub.endpoint(), cache.path())));
+        let Error::Hub(msg) = &err else {
+            panic!("expected Hub, got {err:?}")
+        };
+        assert!(msg.contains(&format!("{id} has no weights")), "{msg}");
+        assert!(msg.contains(detail), "{msg}");
+    }
+    let requests = hub.take_requests();
+    for file in [
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+    ] {
+        assert!(asked_for(&requests, file), "{file}: {requests:#?}");
+    }
+}
+
+/// Whether `file` of the fake hub's commit was downloaded or probed.
+fn asked_for(requests: &[String], file: &str) -> bool {
+    requests
+        .iter()
+        .any(|r| r.contains(&format!("/resolve/{COMMIT}/{file} ")))
 }
 
 #[test]

@@ -247,7 +247,8 @@ fn weights() -> Vec<Seed> {
         ("ok-legacy-dtypes", "dtypes-legacy.bin"),
         ("no-os-system", "hostile/os-system.bin"),
         ("no-offset-past-end", "hostile/offset-past-end.bin"),
-        ("no-non-contiguous", "hostile/non-contiguous.bin"),
+        ("ok-non-contiguous", "hostile/non-contiguous.bin"),
+        ("no-expanded", "hostile/expanded.bin"),
     ] {
         seeds.push(seed(
             "torch_bin",

@@ -27,9 +27,10 @@ pub enum Command {
     /// benches/compare.py for the side-by-side with PyTorch).
     Bench(BenchArgs),
     /// Turn a checkpoint the seed saved (ruse / hyperformer: `pytorch_model.bin` with the
-    /// backbone and every task's adapter) into a model directory and one adapter directory per
-    /// task: `OUTPUT/model/`, `OUTPUT/adapters/<task>/`, and `OUTPUT/run.json` from the seed's run
-    /// config when one sits next to the checkpoint.
+    /// backbone and every task's adapter, or a meta-adapter / HyperFormer / HyperFormer++
+    /// hypernetwork) into a model directory and one adapter directory per task or a hypernetwork
+    /// directory: `OUTPUT/model/`, `OUTPUT/adapters/<task>/` or `OUTPUT/hypernetwork/`, and
+    /// `OUTPUT/run.json` from the seed's run config when one sits next to the checkpoint.
     Import(ImportArgs),
     /// Fold a LoRA or (IA)³ adapter into its backbone and write the result as a plain HF model directory
     /// (PEFT's `merge_and_unload` + `save_pretrained`).

@@ -1,6 +1,8 @@
 //! `native import` end to end, and `.bin` checkpoints through `native generate`: a seed
 //! checkpoint imported, then generating with the imported model and adapter prints the seed
-//! reference's ids; a hostile `.bin` is one line on stderr and runs nothing.
+//! reference's ids; a HyperFormer checkpoint imported, then generating with the imported model
+//! and hypernetwork prints the hyperformer-named reference's ids; a hostile `.bin` is one line on
+//! stderr and runs nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -81,19 +83,7 @@ fn an_imported_seed_checkpoint_generates_the_seeds_ids() {
         );
         for (i, line) in String::from_utf8(gen.stdout).unwrap().lines().enumerate() {
             let line: serde_json::Value = serde_json::from_str(line).unwrap();
-            let want: Vec<u64> = g["greedy"][i]
-                .as_array()
-                .unwrap()
-                .iter()
-                .skip(1)
-                .map(|v| v.as_u64().unwrap())
-                .scan(false, |done, t| {
-                    (!*done).then(|| {
-                        *done = t == 1;
-                        t
-                    })
-                })
-                .collect();
+            let want = expected_ids(&g["greedy"][i]);
             let got: Vec<u64> = line["ids"]
                 .as_array()
                 .unwrap()
@@ -101,6 +91,92 @@ fn an_imported_seed_checkpoint_generates_the_seeds_ids() {
                 .map(|v| v.as_u64().unwrap())
                 .collect();
             assert_eq!(got, want, "{task} row {i}");
+        }
+    }
+}
+
+/// The ids of golden row `row` as `native generate` prints them: without the start token, up to
+/// and including the first EOS.
+fn expected_ids(row: &serde_json::Value) -> Vec<u64> {
+    row.as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|v| v.as_u64().unwrap())
+        .scan(false, |done, t| {
+            (!*done).then(|| {
+                *done = t == 1;
+                t
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn an_imported_hyperformer_checkpoint_generates_the_references_ids() {
+    // bin/hyper-checkpoints/hyperformer++ with its backbone shard copied in (committed once).
+    let src = tempfile::tempdir().unwrap();
+    let committed = fixtures().join("bin/hyper-checkpoints/hyperformer++");
+    for entry in std::fs::read_dir(&committed).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), src.path().join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(
+        fixtures().join("bin/t5-v1_0/pytorch_model.bin"),
+        src.path().join("pytorch_model-00001-of-00002.bin"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = native(&[
+        "import",
+        src.path().to_str().unwrap(),
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("hypernetwork (hyperformer++"), "{stdout}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    let model = out.path().join("model");
+    std::fs::copy(
+        fixtures().join("tokenizer/tokenizer.json"),
+        model.join("tokenizer.json"),
+    )
+    .unwrap();
+    let hyper = out.path().join("hypernetwork");
+    let g = json(&committed.join("golden.json"));
+    let texts: Vec<&str> = g["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for task in ["rte", "sst2"] {
+        let mut args = vec!["generate", "--json", "--backend", "cpu"];
+        args.extend(["--max-new-tokens", "16", "--task", task]);
+        args.extend(["--model", model.to_str().unwrap()]);
+        args.extend(["--hypernetwork", hyper.to_str().unwrap()]);
+        args.extend(texts.iter().copied());
+        let gen = native(&args);
+        assert!(
+            gen.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gen.stderr)
+        );
+        for (i, line) in String::from_utf8(gen.stdout).unwrap().lines().enumerate() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let got: Vec<u64> = line["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                expected_ids(&g["runs"][task]["greedy"][i]),
+                "{task} row {i}"
+            );
         }
     }
 }

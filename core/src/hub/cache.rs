@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use super::fetch::Fetch;
-use super::model_files::index_shards;
+use super::model_files::{index_shards, WEIGHTS};
 use super::repo_id::{is_commit_hash, is_safe_commit};
 use crate::error::{Error, Result};
-use crate::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::files::{
+    CONFIG_FILE, TOKENIZER_FILE, TORCH_WEIGHTS_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
 
 /// What the cache holds for the requested revision.
 pub(super) enum Cached {
@@ -46,12 +48,13 @@ impl Fetch {
             .map(String::from)
             .collect();
         let mut weights_unknown = false;
-        if snapshot.join(WEIGHTS_FILE).is_file() {
-        } else if snapshot.join(WEIGHTS_INDEX_FILE).is_file() {
-            let shards = index_shards(&snapshot.join(WEIGHTS_INDEX_FILE))?;
-            files.extend(shards.into_iter().filter(|s| !snapshot.join(s).is_file()));
-        } else {
-            weights_unknown = true;
+        match WEIGHTS.iter().find(|(f, _)| snapshot.join(f).is_file()) {
+            Some((index, true)) => {
+                let shards = index_shards(&snapshot.join(index))?;
+                files.extend(shards.into_iter().filter(|s| !snapshot.join(s).is_file()));
+            }
+            Some((_, false)) => {}
+            None => weights_unknown = true,
         }
         if files.is_empty() && !weights_unknown {
             Ok(Cached::Complete(snapshot))
@@ -105,7 +108,8 @@ impl Fetch {
         };
         if weights_unknown {
             missing.push(format!(
-                "{WEIGHTS_FILE} (or {WEIGHTS_INDEX_FILE} and its shards)"
+                "{WEIGHTS_FILE} (or {WEIGHTS_INDEX_FILE} and its shards, or {TORCH_WEIGHTS_FILE} \
+                 or its shards)"
             ));
         }
         Error::MissingFiles(format!(

@@ -249,12 +249,13 @@ impl Fetch {
         )
     }
 
-    pub(super) fn no_safetensors(&self, detail: &str) -> Fail {
+    pub(super) fn no_weights(&self, detail: &str) -> Fail {
         Fail::Fatal(Error::Hub(format!(
-            "{} has no safetensors weights ({detail}); t5-core reads only model.safetensors or \
-             model.safetensors.index.json: convert the checkpoint with transformers \
-             (`save_pretrained(dir, safe_serialization=True)`) and load that directory, or look for \
-             a safetensors conversion among the repository's pull requests and use `{}@refs/pr/N`",
+            "{} has no weights t5-core reads ({detail}); it reads model.safetensors, \
+             pytorch_model.bin, or the index of either's shards: convert the checkpoint with \
+             transformers (`save_pretrained(dir, safe_serialization=True)`) and load that \
+             directory, or look for a safetensors conversion among the repository's pull requests \
+             and use `{}@refs/pr/N`",
             self.display_id(),
             self.id
         )))

@@ -1,5 +1,8 @@
 //! Which files make a model and how they are found: from the repository listing when the hub
-//! offers one, else by asking for each file in turn (mirrors without the listing API).
+//! offers one, else by asking for each file in turn (mirrors without the listing API). The
+//! weights are the first of [`WEIGHTS`] the repository has: safetensors, else PyTorch's
+//! `pytorch_model.bin` (read by the restricted unpickler of `crate::weights`), each single or
+//! sharded.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,12 +14,24 @@ use super::fetch::{Fetch, Listing};
 use super::pinned::Pinned;
 use super::repo_id::{is_safe_commit, is_safe_file_name};
 use crate::error::{Error, Result};
-use crate::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::files::{
+    CONFIG_FILE, TOKENIZER_FILE, TORCH_WEIGHTS_FILE, TORCH_WEIGHTS_INDEX_FILE, WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
+};
 
 /// Fetched when the repository has them; their absence is not an error.
 const OPTIONAL_FILES: [&str; 2] = ["generation_config.json", "spiece.model"];
 
-/// The shard files listed by `model.safetensors.index.json`, deduplicated and sorted; each must
+/// The weights a model repository may hold, in Hugging Face's order of preference; `true` marks
+/// an index, whose shards come with it.
+pub(super) const WEIGHTS: [(&str, bool); 4] = [
+    (WEIGHTS_FILE, false),
+    (WEIGHTS_INDEX_FILE, true),
+    (TORCH_WEIGHTS_FILE, false),
+    (TORCH_WEIGHTS_INDEX_FILE, true),
+];
+
+/// The shard files listed by `model.safetensors.index.json` (or `pytorch_model.bin.index.json`), deduplicated and sorted; each must
 /// stay inside the snapshot.
 pub(super) fn index_shards(index: &Path) -> Result<Vec<String>> {
     let shards = crate::weights::index_shards(index)?;
@@ -68,21 +83,7 @@ impl Fetch {
             .collect();
         pinned.get(CONFIG_FILE)?;
         pinned.get(TOKENIZER_FILE)?;
-        if files.contains(WEIGHTS_FILE) {
-            pinned.get(WEIGHTS_FILE)?;
-        } else if files.contains(WEIGHTS_INDEX_FILE) {
-            let index = pinned.get(WEIGHTS_INDEX_FILE)?;
-            let shards = index_shards(&index).map_err(Fail::Fatal)?;
-            if let Some(absent) = shards.iter().find(|s| !files.contains(s.as_str())) {
-                return Err(Fail::Fatal(Error::Hub(format!(
-                    "{id}: {WEIGHTS_INDEX_FILE} lists {absent}, which the repository on {} does not have",
-                    self.endpoint
-                ))));
-            }
-            for shard in &shards {
-                pinned.get(shard)?;
-            }
-        } else {
+        let Some(&(weights, indexed)) = WEIGHTS.iter().find(|(f, _)| files.contains(f)) else {
             let others: Vec<&str> = files
                 .iter()
                 .copied()
@@ -95,11 +96,24 @@ impl Fetch {
                 })
                 .collect();
             let detail = if others.is_empty() {
-                format!("no {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE} at commit {commit}")
+                format!("none of {} at commit {commit}", weight_names())
             } else {
                 format!("only {}", others.join(", "))
             };
-            return Err(self.no_safetensors(&detail));
+            return Err(self.no_weights(&detail));
+        };
+        let path = pinned.get(weights)?;
+        if indexed {
+            let shards = index_shards(&path).map_err(Fail::Fatal)?;
+            if let Some(absent) = shards.iter().find(|s| !files.contains(s.as_str())) {
+                return Err(Fail::Fatal(Error::Hub(format!(
+                    "{id}: {weights} lists {absent}, which the repository on {} does not have",
+                    self.endpoint
+                ))));
+            }
+            for shard in &shards {
+                pinned.get(shard)?;
+            }
         }
         for optional in OPTIONAL_FILES {
             if files.contains(optional) {
@@ -134,29 +148,32 @@ impl Fetch {
             pinned.commit_ref_existed = revision_ref_existed;
         }
         pinned.get(TOKENIZER_FILE)?;
-        if pinned.cached(WEIGHTS_FILE).is_some() {
-        } else if let Some(index) = pinned.cached(WEIGHTS_INDEX_FILE) {
-            for shard in &index_shards(&index).map_err(Fail::Fatal)? {
-                pinned.get(shard)?;
+        // A cached choice stands (it was the first the repository had); else probe in order.
+        let mut chosen = WEIGHTS
+            .iter()
+            .find_map(|&(f, indexed)| Some((pinned.cached(f)?, indexed)));
+        if chosen.is_none() {
+            for &(file, indexed) in &WEIGHTS {
+                match pinned.try_get(file) {
+                    Ok(path) => {
+                        chosen = Some((path, indexed));
+                        break;
+                    }
+                    Err(f) if f.is_not_found() => {}
+                    Err(f) => return Err(self.http_error(f, file)),
+                }
             }
-        } else {
-            match pinned.try_get(WEIGHTS_FILE) {
-                Ok(_) => {}
-                Err(f) if f.is_not_found() => match pinned.try_get(WEIGHTS_INDEX_FILE) {
-                    Ok(index) => {
-                        for shard in &index_shards(&index).map_err(Fail::Fatal)? {
-                            pinned.get(shard)?;
-                        }
-                    }
-                    Err(f) if f.is_not_found() => {
-                        return Err(self.no_safetensors(&format!(
-                            "{WEIGHTS_FILE} and {WEIGHTS_INDEX_FILE}: HTTP 404 on {}",
-                            self.endpoint
-                        )))
-                    }
-                    Err(f) => return Err(self.http_error(f, WEIGHTS_INDEX_FILE)),
-                },
-                Err(f) => return Err(self.http_error(f, WEIGHTS_FILE)),
+        }
+        let Some((path, indexed)) = chosen else {
+            return Err(self.no_weights(&format!(
+                "{}: HTTP 404 on {}",
+                weight_names(),
+                self.endpoint
+            )));
+        };
+        if indexed {
+            for shard in &index_shards(&path).map_err(Fail::Fatal)? {
+                pinned.get(shard)?;
             }
         }
         for optional in OPTIONAL_FILES {
@@ -164,4 +181,9 @@ impl Fetch {
         }
         pinned.finish()
     }
+}
+
+/// "model.safetensors, model.safetensors.index.json, pytorch_model.bin, ...".
+fn weight_names() -> String {
+    WEIGHTS.map(|(f, _)| f).join(", ")
 }

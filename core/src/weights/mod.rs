@@ -27,6 +27,8 @@ struct Entry {
     /// Absolute byte range in the file's buffer.
     start: usize,
     end: usize,
+    /// A non-contiguous view's strides, in elements (`.bin` files only).
+    strides: Option<Vec<usize>>,
 }
 
 struct File {
@@ -78,6 +80,7 @@ impl Weights {
                     shape: info.shape.clone(),
                     start: data_start + start,
                     end: data_start + end,
+                    strides: None,
                 });
             }
             weights.add_file(path, bytes, tensors)?;
@@ -123,6 +126,7 @@ impl Weights {
                 shape: t.shape,
                 start: t.start,
                 end: t.end,
+                strides: t.strides,
             };
             self.entries.insert(t.name, entry);
         }
@@ -221,8 +225,18 @@ impl Weights {
                 ),
             ));
         }
-        let bytes = &file.bytes[entry.start..entry.end];
-        let values = to_f32(bytes, entry.dtype)
+        let mut bytes = std::borrow::Cow::Borrowed(&file.bytes[entry.start..entry.end]);
+        if let Some(strides) = &entry.strides {
+            let size = entry.dtype.bitsize() / 8;
+            let gathered = gather(&bytes, &entry.shape, strides, size).ok_or_else(|| {
+                Error::checkpoint(
+                    &file.path,
+                    format!("tensor `{name}`: its strides reach past its storage"),
+                )
+            })?;
+            bytes = std::borrow::Cow::Owned(gathered);
+        }
+        let values = to_f32(&bytes, entry.dtype)
             .map_err(|msg| Error::checkpoint(&file.path, format!("tensor `{name}`: {msg}")))?;
         if values.len() != shape.iter().product::<usize>() {
             return Err(Error::checkpoint(
@@ -315,6 +329,27 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         )));
     }
     Ok(files)
+}
+
+/// The elements of a strided view in row-major order; `bytes` starts at its first element and
+/// each element is `size` bytes. `None` if a stride reaches past `bytes`.
+fn gather(bytes: &[u8], shape: &[usize], strides: &[usize], size: usize) -> Option<Vec<u8>> {
+    let numel: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(numel.checked_mul(size)?);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..numel {
+        let element: usize = index.iter().zip(strides).map(|(i, s)| i * s).sum();
+        let at = element.checked_mul(size)?;
+        out.extend_from_slice(bytes.get(at..at.checked_add(size)?)?);
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Some(out)
 }
 
 fn to_f32(bytes: &[u8], dtype: Dtype) -> std::result::Result<Vec<f32>, String> {

@@ -7,7 +7,8 @@
 //!   keys) followed by each storage as an 8-byte element count and its bytes.
 //!
 //! Both keep every storage contiguous in the file, so a tensor is a byte range of it, exactly as
-//! in a safetensors file. The pickle is read by [`super::pickle`], which refuses anything but a
+//! in a safetensors file; a non-contiguous view (a transposed weight saved as is) is the byte
+//! range it reaches plus its strides, gathered when read. The pickle is read by [`super::pickle`], which refuses anything but a
 //! state dict.
 
 use std::collections::HashMap;
@@ -17,13 +18,16 @@ use safetensors::Dtype;
 
 use super::pickle::{self, Object, TensorRef};
 
-/// One tensor: its name, dtype, shape and byte range in the file.
+/// One tensor: its name, dtype, shape and byte range in the file (from its first element to one
+/// past the last it reaches).
 pub struct Located {
     pub name: String,
     pub dtype: Dtype,
     pub shape: Vec<usize>,
     pub start: usize,
     pub end: usize,
+    /// In elements; `None` when contiguous.
+    pub strides: Option<Vec<usize>>,
 }
 
 type Res<T> = std::result::Result<T, String>;
@@ -134,7 +138,7 @@ fn place(
             )
         })?;
         let size = s.dtype.bitsize() / 8;
-        let numel: usize = t.shape.iter().product();
+        let numel = t.span;
         let bytes_at = |elements: usize| elements.checked_mul(size);
         let range = (|| {
             let first = start.checked_add(bytes_at(s.view_offset.checked_add(t.offset)?)?)?;
@@ -156,6 +160,7 @@ fn place(
             shape: t.shape,
             start: first,
             end: last,
+            strides: t.stride,
         });
     }
     Ok(out)

@@ -19,13 +19,17 @@ pub struct Storage {
     pub view_offset: usize,
 }
 
-/// A tensor of a state dict: a contiguous run of `shape`'s elements from `offset` on.
+/// A tensor of a state dict: `shape`'s elements from `offset` on, contiguous or at `stride`.
 #[derive(Clone, Debug)]
 pub struct TensorRef {
     pub storage: Rc<Storage>,
     /// In elements, from the start of the storage.
     pub offset: usize,
     pub shape: Vec<usize>,
+    /// In elements, per dimension; `None` when the tensor is contiguous (row-major).
+    pub stride: Option<Vec<usize>>,
+    /// Elements from `offset` to one past the last element (`numel` when contiguous).
+    pub span: usize,
 }
 
 /// The callables and classes a state dict may name.
@@ -185,7 +189,8 @@ fn ordered_dict(args: &[Value]) -> Res<Value> {
 }
 
 /// `_rebuild_tensor_v2(storage, offset, size, stride, ...)` (and the legacy `_rebuild_tensor`,
-/// its first four arguments): only contiguous tensors that lie inside their storage.
+/// its first four arguments): tensors that lie inside their storage, contiguous or not (a
+/// transposed or sliced view saved as is is read by striding, as torch.load does).
 fn rebuild_tensor(args: &[Value]) -> Res<Value> {
     let [Value::Storage(storage), offset, size, stride, ..] = args else {
         return Err("_rebuild_tensor_v2 without (storage, offset, size, stride)".into());
@@ -198,21 +203,36 @@ fn rebuild_tensor(args: &[Value]) -> Res<Value> {
             "a tensor's stride {stride:?} does not fit its size {shape:?}"
         ));
     }
+    let overflow = || format!("a tensor's size {shape:?} with stride {stride:?} overflows");
     let mut expected = 1usize;
-    for (d, (&n, &s)) in shape.iter().zip(&stride).enumerate().rev() {
-        if n > 1 && s != expected {
-            return Err(format!(
-                "a tensor of size {shape:?} has stride {stride:?}, not contiguous (dim {d}); \
-                 save it with `.contiguous()`"
-            ));
-        }
-        expected = expected
-            .checked_mul(n)
-            .ok_or_else(|| format!("a tensor's size {shape:?} overflows"))?;
+    let mut contiguous = true;
+    // One past the largest element index the view reaches, from its first element.
+    let mut span = 1usize;
+    for (&n, &s) in shape.iter().zip(&stride).rev() {
+        contiguous &= n <= 1 || s == expected;
+        expected = expected.checked_mul(n).ok_or_else(overflow)?;
+        let reach = n.saturating_sub(1).checked_mul(s).ok_or_else(overflow)?;
+        span = span.checked_add(reach).ok_or_else(overflow)?;
     }
     let numel = expected;
+    if !contiguous && numel > storage.numel {
+        // Only an overlapping view (an expanded tensor, stride 0) has more elements than its
+        // storage; refused so that the elements read stay bounded by the file's size.
+        return Err(format!(
+            "a tensor of size {shape:?} with stride {stride:?} has more elements than its \
+             storage `{}` ({} elements), an expanded view; save it with `.contiguous()`",
+            storage.key, storage.numel
+        ));
+    }
+    let span = if numel == 0 {
+        0
+    } else if contiguous {
+        numel
+    } else {
+        span
+    };
     if offset
-        .checked_add(numel)
+        .checked_add(span)
         .is_none_or(|end| end > storage.numel)
     {
         return Err(format!(
@@ -225,5 +245,7 @@ fn rebuild_tensor(args: &[Value]) -> Res<Value> {
         storage: storage.clone(),
         offset,
         shape,
+        stride: (!contiguous).then_some(stride),
+        span,
     })))
 }

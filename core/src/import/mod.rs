@@ -1,7 +1,8 @@
 //! `native import`: a checkpoint the seed saved (ruse `seq2seq/`, rabeehk/hyperformer) turned into
-//! this toolkit's directories. The seed's HF Trainer writes one `pytorch_model.bin` holding the
-//! backbone and, inside the same state dict, every task's adapter under the seed's module names
-//! (hyperformer's `third_party/models/modeling_t5.py`, `adapters/adapter_controller.py`):
+//! this toolkit's directories. The seed's HF Trainer writes one `pytorch_model.bin` (or its
+//! shards) holding the backbone and, inside the same state dict, either every task's adapter or
+//! one of HyperFormer's hypernetworks, under the seed's module names (hyperformer's
+//! `third_party/models/modeling_t5.py`, `adapters/adapter_controller.py`). Per-task adapters:
 //!
 //! | seed key (`{pos}` = `{encoder,decoder}.block.{i}.layer.{j}`) | ours (adapter directory of `<task>`) |
 //! |---|---|
@@ -15,9 +16,14 @@
 //! layout of a training run's outputs. The adapter options come from the tensors (which
 //! sublayers, the bottleneck, the norms) and, for the activation, from the seed's run config when
 //! one sits next to the checkpoint (a JSON file with `tasks` and `model_name_or_path`); it is
-//! copied to `DIR/run.json` pointing at the imported model. Keys that are none of the above are
-//! listed in the report, never dropped silently; the hypernetworks of HyperFormer are recognized
-//! and refused with a message (not imported yet).
+//! copied to `DIR/run.json` pointing at the imported model.
+//!
+//! A checkpoint with a hypernetwork (`adapter_config_name: "meta-adapter"`, with or without
+//! `unique_hyper_net` / `efficient_unique_hyper_net`: meta-adapter, HyperFormer, HyperFormer++)
+//! becomes `DIR/model/` and `DIR/hypernetwork/`, a hypernetwork directory whose names and options
+//! [`hyper`] derives (its table maps every HyperFormer module name); `DIR/run.json` then carries
+//! the hypernetwork keys as the tensors have them and `hypernetwork: DIR/hypernetwork`.
+//! Keys that are none of the above are listed in the report, never dropped silently.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +32,7 @@ use burn::prelude::*;
 
 use crate::adapter::config::{BottleneckConfig, SeedAdapterConfig};
 use crate::adapter::format::{load_adapter, NativeAdapterConfig, FORMAT_VERSION};
+use crate::adapter::hyper::HyperNetworkConfig;
 use crate::adapter::set::{has_adapter, num_positions, position_name};
 use crate::config::T5Config;
 use crate::error::{Error, Result};
@@ -36,6 +43,8 @@ use crate::train::config::RunConfig;
 use crate::weights::{write_safetensors, Weights};
 use crate::T5ForConditionalGeneration;
 
+mod hyper;
+
 /// What an import wrote and what it could not place.
 #[derive(Debug, Default)]
 pub struct ImportReport {
@@ -43,6 +52,8 @@ pub struct ImportReport {
     pub model: PathBuf,
     /// Each task's adapter directory.
     pub adapters: Vec<(String, PathBuf)>,
+    /// The hypernetwork directory and its config, for a HyperFormer checkpoint.
+    pub hypernetwork: Option<(PathBuf, HyperNetworkConfig)>,
     /// The seed's run config it read, and the run config it wrote.
     pub run_config: Option<(PathBuf, PathBuf)>,
     /// Tensors of the checkpoint that are neither the backbone's nor an adapter's.
@@ -58,33 +69,11 @@ struct Position {
     norms: BTreeSet<String>,
 }
 
-/// Key prefixes of the hypernetwork variants (meta-adapter, HyperFormer, HyperFormer++).
-const HYPER_KEYS: [&str; 5] = [
-    "task_embedding_controller.",
-    "adapter_layers_hyper_net.",
-    ".layer_hyper_net.",
-    ".meta_up_sampler.",
-    ".meta_down_sampler.",
-];
-
 /// Imports the checkpoint directory `src` into `out` (created; existing files are replaced).
 pub fn import_seed<B: Backend>(src: &Path, out: &Path, device: &B::Device) -> Result<ImportReport> {
     let dir = ModelDir::open(src)?;
     let config = &dir.config;
     let mut weights = Weights::from_dir(src)?;
-    let hyper: Vec<&str> = weights
-        .names()
-        .into_iter()
-        .filter(|n| HYPER_KEYS.iter().any(|k| n.contains(k)))
-        .collect();
-    if let Some(first) = hyper.first() {
-        return Err(Error::Invalid(format!(
-            "{}: {} tensors of a hypernetwork (meta-adapter or HyperFormer, e.g. `{first}`); \
-             importing hypernetworks is not supported yet, only per-task adapters",
-            src.display(),
-            hyper.len()
-        )));
-    }
     let model = T5ForConditionalGeneration::<B>::load(config, &mut weights, device)?;
     let mut report = ImportReport {
         model: out.join("model"),
@@ -104,9 +93,22 @@ pub fn import_seed<B: Backend>(src: &Path, out: &Path, device: &B::Device) -> Re
             report.model.display()
         ));
     }
+    let seed_run = find_run_config(src)?;
+    if hyper::present(&weights) {
+        let path = out.join("hypernetwork");
+        let run = seed_run.as_ref().map(|(_, v)| v);
+        let hyper = hyper::import_hypernetwork::<B>(
+            &mut weights,
+            config,
+            run,
+            &path,
+            &mut report.notes,
+            device,
+        )?;
+        report.hypernetwork = Some((path, hyper));
+    }
     let (positions, unknown) = sort_keys(&weights, config);
     report.unknown = unknown;
-    let seed_run = find_run_config(src)?;
     let options = adapter_options(
         &weights,
         &positions,
@@ -371,6 +373,9 @@ fn write_run_config(
     if value.get("tokenizer_name").is_some() {
         value["tokenizer_name"] = model.into();
     }
+    if let Some((dir, hyper)) = &report.hypernetwork {
+        set_hyper_keys(&mut value, dir, hyper, &mut report.notes);
+    }
     let path = out.join("run.json");
     let text = serde_json::to_string_pretty(&value).expect("serializable");
     write_atomic(&path, text.as_bytes())?;
@@ -386,4 +391,45 @@ fn write_run_config(
             .push(format!("{e} (edit it before `native train`)")),
     }
     Ok(path)
+}
+
+/// The run config's hypernetwork keys as the imported tensors have them (a note for each value
+/// the seed's run config had otherwise), and `hypernetwork` naming the imported directory, so
+/// that `native train` starts from it.
+fn set_hyper_keys(
+    value: &mut serde_json::Value,
+    dir: &Path,
+    hyper: &HyperNetworkConfig,
+    notes: &mut Vec<String>,
+) {
+    const KEYS: [&str; 16] = [
+        "adapter_config_name",
+        "unique_hyper_net",
+        "efficient_unique_hyper_net",
+        "task_embedding_dim",
+        "projected_task_embedding_dim",
+        "task_hidden_dim",
+        "train_task_embeddings",
+        "unique_hyper_net_layer_norm",
+        "conditional_layer_norm",
+        "add_layer_norm_before_adapter",
+        "add_layer_norm_after_adapter",
+        "reduction_factor",
+        "non_linearity",
+        "add_adapter_in_feed_forward",
+        "add_adapter_in_self_attention",
+        "add_adapters_in_decoder",
+    ];
+    let imported = serde_json::to_value(hyper).expect("serializable");
+    for key in KEYS {
+        let ours = &imported[key];
+        if let Some(theirs) = value.get(key).filter(|v| *v != ours) {
+            notes.push(format!(
+                "the seed's run config has `{key}` {theirs}, the checkpoint's tensors {ours}: \
+                 run.json has the tensors' value"
+            ));
+        }
+        value[key] = ours.clone();
+    }
+    value["hypernetwork"] = dir.display().to_string().into();
 }
