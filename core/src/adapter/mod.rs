@@ -7,6 +7,8 @@ pub mod config;
 pub mod format;
 pub mod hyper;
 pub mod lora;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod merge;
 pub mod set;
 
 pub use bottleneck::{AdapterLayerNorm, AdapterNorms, Bottleneck};
