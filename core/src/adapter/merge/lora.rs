@@ -117,7 +117,7 @@ pub fn merge_loras<B: Backend>(
         ));
     }
     if let Some(d) = options.density {
-        if !(d >= 0.0) {
+        if d.is_nan() || d < 0.0 {
             return Err(format!("density must be at least 0, got {d}"));
         }
     }

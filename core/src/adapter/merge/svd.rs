@@ -73,7 +73,7 @@ mod tests {
         // ΔW = u1 v1ᵀ * 3 + u2 v2ᵀ, 3x4.
         let delta: Vec<f32> = vec![3.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
         let (a, b) = factor(&delta, 3, 4, 2, None).unwrap();
-        let mut rebuilt = vec![0.0f32; 12];
+        let mut rebuilt = [0.0f32; 12];
         for i in 0..3 {
             for j in 0..4 {
                 rebuilt[i * 4 + j] = (0..2).map(|c| b[i * 2 + c] * a[c * 4 + j]).sum();
