@@ -35,6 +35,10 @@ pub enum Command {
     /// Fold a LoRA or (IA)³ adapter into its backbone and write the result as a plain HF model directory
     /// (PEFT's `merge_and_unload` + `save_pretrained`).
     Merge(MergeArgs),
+    /// Combine several adapters of one model into a new adapter directory: LoRAs as PEFT's
+    /// `add_weighted_adapter` does (written in PEFT's format), bottleneck adapters as the
+    /// `adapters` library's `average_adapter` does (written in the first input's format).
+    MergeAdapters(MergeAdaptersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -332,4 +336,90 @@ pub struct MergeArgs {
     /// The new model directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     pub output: std::path::PathBuf,
+}
+
+/// How `merge-adapters` combines the adapters: PEFT's `combination_type` names for LoRAs,
+/// `average` for bottleneck adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum CombinationArg {
+    /// LoRA, equal ranks: `A` and `B` each weighted by `sign·sqrt(|w·scaling|)` and summed.
+    Linear,
+    /// LoRA: the scaled pairs side by side (rank: the sum of the ranks).
+    Cat,
+    /// LoRA: the weighted sum of the updates `scaling·B·A`, factored at `--svd-rank`.
+    Svd,
+    /// LoRA, equal ranks: TIES (magnitude pruning to `--density`, sign election) on `A` and `B`.
+    Ties,
+    /// LoRA: TIES on the updates, then SVD.
+    TiesSvd,
+    /// LoRA, equal ranks: DARE (random pruning to `--density`, rescaled) then a weighted sum.
+    DareLinear,
+    /// LoRA: DARE on the updates, then SVD.
+    DareLinearSvd,
+    /// LoRA, equal ranks: DARE then TIES' sign election.
+    DareTies,
+    /// LoRA: DARE-TIES on the updates, then SVD.
+    DareTiesSvd,
+    /// LoRA, equal ranks: magnitude pruning to `--density`, then a weighted sum.
+    MagnitudePrune,
+    /// LoRA: magnitude pruning of the updates, then SVD.
+    MagnitudePruneSvd,
+    /// Bottleneck adapters: the weighted average of every parameter (AdapterHub's
+    /// `average_adapter`, `combine_strategy="linear"`).
+    Average,
+}
+
+/// TIES' sign election (PEFT's `majority_sign_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MajoritySignArg {
+    /// The sign of the sum of the values.
+    Total,
+    /// The sign most of the adapters hold.
+    Frequency,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeAdaptersArgs {
+    /// The backbone the adapters were made for: a model directory or a hub name.
+    #[arg(long)]
+    pub model: String,
+    /// An adapter directory to combine; repeat for each (at least one; all LoRAs or all
+    /// bottleneck adapters).
+    #[arg(long = "adapter", value_name = "DIR", required = true)]
+    pub adapters: Vec<PathBuf>,
+    /// One weight per adapter, in order (negative weights subtract). Required for LoRAs; for
+    /// `average` the default gives each adapter 1/n.
+    #[arg(long, num_args = 1.., allow_negative_numbers = true)]
+    pub weights: Vec<f64>,
+    /// How to combine them.
+    #[arg(long, value_enum)]
+    pub combination: CombinationArg,
+    /// SVD combinations: the new rank (default: the largest input rank).
+    #[arg(long)]
+    pub svd_rank: Option<usize>,
+    /// SVD combinations: clamp the factors at this quantile of their values (PEFT's `svd_clamp`).
+    #[arg(long)]
+    pub svd_clamp: Option<f64>,
+    /// Pruning combinations (ties, dare_*, magnitude_prune*): the fraction of values kept.
+    #[arg(long)]
+    pub density: Option<f64>,
+    /// TIES combinations: how the sign of each value is elected.
+    #[arg(long, value_enum, default_value_t = MajoritySignArg::Total)]
+    pub majority_sign_method: MajoritySignArg,
+    /// DARE combinations: the seed of the random masks (not torch's generator: the masks differ
+    /// from PEFT's for the same seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// `average`: use the weights as given instead of dividing them by their sum (AdapterHub's
+    /// `normalize_weights=False`).
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// The new adapter's name (AdapterHub and this project's formats store one); defaults to
+    /// the output directory's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The new adapter directory (created; must be empty or new).
+    #[arg(long)]
+    pub output: PathBuf,
 }

@@ -1,7 +1,6 @@
 //! Per-task adapter layers on a frozen, shared backbone: the seed project's adapter,
-//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer), LoRA and (IA)³ (HF PEFT's and
-//! AdapterHub's formats), loaded,
-//! saved, switched by name, and routed per row.
+//! AdapterHub's bottleneck adapters (Houlsby, Pfeiffer, Compacter), LoRA and (IA)³ (HF PEFT's
+//! and AdapterHub's formats), loaded, saved, merged, switched by name, and routed per row.
 
 pub mod bottleneck;
 pub mod config;
@@ -10,6 +9,8 @@ pub mod hyper;
 pub mod ia3;
 pub mod linear_format;
 pub mod lora;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod merge;
 pub mod phm;
 pub mod phm_files;
 pub mod set;

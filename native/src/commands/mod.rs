@@ -5,6 +5,7 @@ pub mod eval;
 pub mod generate;
 pub mod import;
 pub mod merge;
+pub mod merge_adapters;
 pub mod parallel;
 pub mod train;
 
@@ -21,5 +22,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Import(args) => import::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::MergeAdapters(args) => merge_adapters::run(args),
     }
 }
