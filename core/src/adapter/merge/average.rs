@@ -8,7 +8,7 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::super::bottleneck::{AdapterLayerNorm, Bottleneck};
+use super::super::bottleneck::{AdapterLayerNorm, Bottleneck, Projection};
 use crate::adapter::{AdapterFormat, TaskAdapter};
 
 /// `average_adapter`'s weights: `None` gives each adapter `1/n`; `normalize` divides by the sum.
@@ -47,8 +47,17 @@ pub fn average_bottlenecks<B: Backend>(
 ) -> Result<TaskAdapter<B>, String> {
     let first = inputs.first().ok_or("no adapters to average")?;
     for t in inputs {
-        if t.lora.is_some() {
-            return Err(format!("`{}` is a LoRA, not a bottleneck adapter", t.name));
+        if t.lora.is_some() || t.ia3.is_some() {
+            return Err(format!(
+                "`{}` is a LoRA or (IA)³ adapter, not a bottleneck adapter",
+                t.name
+            ));
+        }
+        if t.config.phm.is_some() {
+            return Err(format!(
+                "`{}` is a Compacter: averaging PHM adapters is not implemented",
+                t.name
+            ));
         }
         let (mut a, mut b) = (first.config.clone(), t.config.clone());
         (a.dropout, b.dropout) = (0.0, 0.0);
@@ -67,8 +76,8 @@ pub fn average_bottlenecks<B: Backend>(
             .map(|t| t.positions.get(p).and_then(Option::as_ref))
             .collect::<Option<_>>()
             .ok_or_else(|| format!("the adapters differ in where they sit (position {p})"))?;
-        b.down = linear(at.iter().map(|x| &x.down), weights);
-        b.up = linear(at.iter().map(|x| &x.up), weights);
+        b.down = Projection::Linear(linear(at.iter().map(|x| plain(&x.down)), weights));
+        b.up = Projection::Linear(linear(at.iter().map(|x| plain(&x.up)), weights));
         if b.norms.before.is_some() {
             b.norms.before = Some(norm(
                 at.iter().filter_map(|x| x.norms.before.as_ref()),
@@ -88,6 +97,11 @@ pub fn average_bottlenecks<B: Backend>(
         config["name"] = serde_json::json!(name);
     }
     Ok(out)
+}
+
+/// The linear layer of a projection of an adapter checked to have no PHM layers.
+fn plain<B: Backend>(p: &Projection<B>) -> &Linear<B> {
+    p.as_linear().expect("checked above: no PHM layers")
 }
 
 /// `Σ wᵢ tᵢ` (the library's `avg += weight * v`, in the tensors' f32).
