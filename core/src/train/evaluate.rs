@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::config::RunConfig;
 use super::data::TaskData;
+use super::gather::{gather_ids, is_mine, Ranks};
 use crate::adapter::{AdapterSet, Adapters};
 use crate::error::Result;
 use crate::fused::FusedOps;
@@ -15,7 +16,8 @@ use crate::tasks;
 use crate::tokenizer::T5Tokenizer;
 
 /// Generated texts for the validation (or test) rows of one task, through its adapter when the
-/// run trains adapters.
+/// run trains adapters; each of `ranks` generates its share of the batches and every rank
+/// returns all the texts ([`super::gather`]).
 pub fn predict<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     set: &AdapterSet<B>,
@@ -23,6 +25,7 @@ pub fn predict<B: FusedOps>(
     td: &TaskData,
     tok: &T5Tokenizer,
     test: bool,
+    ranks: &dyn Ranks,
 ) -> Result<Vec<String>> {
     let adapter_name = config.adapter_for(td.task.name()).map(str::to_string);
     let adapters = match (&adapter_name, config.train_adapters) {
@@ -37,18 +40,23 @@ pub fn predict<B: FusedOps>(
     };
     gen.num_beams = config.eval_beams.max(1);
     let rows = td.rows(test);
-    let mut predictions = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(config.per_device_eval_batch_size.max(1)) {
-        let inputs: Vec<Vec<u32>> = chunk.iter().map(|(e, _)| e.input_ids.clone()).collect();
-        for ids in generate(model, &inputs, &gen, adapters.as_ref())? {
-            predictions.push(tok.decode(&ids)?);
+    let batch = config.per_device_eval_batch_size.max(1);
+    let mut mine = Vec::new();
+    for (index, chunk) in rows.chunks(batch).enumerate() {
+        if !is_mine(ranks, index) {
+            continue;
         }
+        let inputs: Vec<Vec<u32>> = chunk.iter().map(|(e, _)| e.input_ids.clone()).collect();
+        let generated = generate(model, &inputs, &gen, adapters.as_ref())?;
+        mine.extend((index * batch..).zip(generated));
     }
-    Ok(predictions)
+    let all = gather_ids(ranks, rows.len(), gen.max_new_tokens, mine)?;
+    all.iter().map(|ids| Ok(tok.decode(ids)?)).collect()
 }
 
 /// Scores generated predictions on the validation (or test) split of every evaluation task;
-/// keys are `<task>_<metric>` plus `average_metrics`.
+/// keys are `<task>_<metric>` plus `average_metrics`. Every one of `ranks` calls it, generates
+/// its share and returns the metrics of the whole split.
 pub fn evaluate<B: FusedOps>(
     model: &T5ForConditionalGeneration<B>,
     set: &AdapterSet<B>,
@@ -56,6 +64,7 @@ pub fn evaluate<B: FusedOps>(
     data: &[TaskData],
     tok: &T5Tokenizer,
     test: bool,
+    ranks: &dyn Ranks,
 ) -> Result<BTreeMap<String, f64>> {
     let mut per_task = BTreeMap::new();
     for td in data
@@ -66,7 +75,7 @@ pub fn evaluate<B: FusedOps>(
         if rows.is_empty() {
             continue;
         }
-        let predictions = predict(model, set, config, td, tok, test)?;
+        let predictions = predict(model, set, config, td, tok, test, ranks)?;
         let references: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
         per_task.insert(
             td.task.name().to_string(),
