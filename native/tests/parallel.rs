@@ -398,7 +398,8 @@ fn bad_topologies_are_clear_errors() {
         serde_json::json!({"learning_rate": 0.002}),
     );
     let same = config(tmp.path(), "same", 4, serde_json::json!({}));
-    let cases: [([&Path; 2], [&[&str]; 2], &str); 3] = [
+    type Case<'a> = ([&'a Path; 2], [&'a [&'a str]; 2], &'a str);
+    let cases: [Case; 3] = [
         ([&same, &other], [&[], &[]], "has another run config"),
         (
             [&same, &same],

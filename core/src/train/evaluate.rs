@@ -51,7 +51,7 @@ pub fn predict<B: FusedOps>(
         mine.extend((index * batch..).zip(generated));
     }
     let all = gather_ids(ranks, rows.len(), gen.max_new_tokens, mine)?;
-    all.iter().map(|ids| Ok(tok.decode(ids)?)).collect()
+    all.iter().map(|ids| tok.decode(ids)).collect()
 }
 
 /// Scores generated predictions on the validation (or test) split of every evaluation task;
