@@ -216,7 +216,11 @@ impl<B: FusedAutodiff> Collective<B> {
     }
 
     /// Leaves the collective (at the end of a run; an error is only worth a warning then).
-    pub fn leave(self) -> Result<()> {
+    /// At most 5 s: when node 0 has exited first, burn's worker on the others panics on the
+    /// closed connection to the orchestrator (burn-collective 0.21.0, `global/node/worker.rs`
+    /// line 243) and the call would never return.
+    pub fn leave(mut self) -> Result<()> {
+        self.timeout = self.timeout.min(Duration::from_secs(5));
         let peer = self.peer;
         self.wait("leaving the collective", move || {
             burn_collective::finish_collective::<B::InnerBackend>(peer)
