@@ -253,9 +253,10 @@ pub struct TrainArgs {
     /// discrete GPUs by index; with the CPU backend, threads sharing the CPU).
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<usize>,
-    /// Seconds a rank waits for the others (at start-up and at each step's gradient exchange)
-    /// before it gives up with an error: a rank that died, a node that cannot connect. Rank 0's
-    /// evaluations and checkpoints happen while the others wait, so leave room for them.
+    /// Seconds a rank waits for the others (at start-up, at each step's gradient exchange and
+    /// each evaluation's gathering) before it gives up with an error: a rank that died, a node
+    /// that cannot connect. Rank 0's checkpoints happen while the others wait, so leave room
+    /// for them.
     #[arg(long, default_value_t = 600)]
     pub collective_timeout: u64,
 }

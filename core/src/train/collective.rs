@@ -19,7 +19,7 @@ use burn::tensor::TensorPrimitive;
 use burn_collective::{CollectiveConfig, PeerId, ReduceOperation};
 use burn_communication::Address;
 
-use super::replicas::{flatten, unflatten, Replicas};
+use super::replicas::{flatten, unflatten, Ranks, Replicas};
 use super::step::StepGradients;
 use super::trainable::Trainable;
 use crate::error::{Error, Result};
@@ -153,8 +153,34 @@ impl<B: FusedAutodiff> Collective<B> {
         let peer = me.peer;
         me.wait("joining the other ranks", move || {
             burn_collective::register::<B::InnerBackend>(peer, device, config)
+        })
+        .map_err(|e| match e.to_string().contains("RegisterParamsMismatch") {
+            true => Error::Invalid(format!(
+                "rank {rank}: the processes disagree on `--nodes` (this one has {})",
+                topology.nodes
+            )),
+            false => e,
         })?;
+        me.check_world()?;
         Ok(me)
+    }
+
+    /// Refuses a run whose processes count another world size than this one (other
+    /// `--devices` counts): the ranks that joined, counted by a sum of fixed size.
+    fn check_world(&self) -> Result<()> {
+        let ones =
+            Tensor::<B::InnerBackend, 1>::from_floats([1.0, self.world as f32], &self.device);
+        let sums = self.all_reduce(ones, ReduceOperation::Sum, "counting the ranks")?;
+        let sums: Vec<f32> = sums.into_data().iter::<f32>().collect();
+        let world = self.world as f32;
+        if sums[0] != world || sums[1] != world * world {
+            return Err(Error::Invalid(format!(
+                "rank {}: {} ranks joined, and this process counts {} (`--nodes` x \
+                 `--devices`): give every process as many `--devices`",
+                self.rank, sums[0], self.world
+            )));
+        }
+        Ok(())
     }
 
     /// [`Replicas::agree`]: each rank's value goes into its own row of a table that the
@@ -190,7 +216,11 @@ impl<B: FusedAutodiff> Collective<B> {
     }
 
     /// Leaves the collective (at the end of a run; an error is only worth a warning then).
-    pub fn leave(self) -> Result<()> {
+    /// At most 5 s: when node 0 has exited first, burn's worker on the others panics on the
+    /// closed connection to the orchestrator (burn-collective 0.21.0, `global/node/worker.rs`
+    /// line 243) and the call would never return.
+    pub fn leave(mut self) -> Result<()> {
+        self.timeout = self.timeout.min(Duration::from_secs(5));
         let peer = self.peer;
         self.wait("leaving the collective", move || {
             burn_collective::finish_collective::<B::InnerBackend>(peer)
@@ -225,7 +255,9 @@ impl<B: FusedAutodiff> Collective<B> {
         let fail = |m: String| Error::Invalid(format!("rank {}: {what}: {m}", self.rank));
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(fail(format!("burn's collective failed: {e:?}"))),
+            Ok(Err(e)) => Err(fail(format!(
+                "burn's collective failed ({e:?}): a rank exited, or cannot reach the others"
+            ))),
             Err(_) => Err(fail(format!(
                 "no answer from the other ranks within {} s: a rank exited, or cannot reach the \
                  coordinator",
@@ -235,7 +267,7 @@ impl<B: FusedAutodiff> Collective<B> {
     }
 }
 
-impl<B: FusedAutodiff> Replicas<B> for Collective<B> {
+impl<B: FusedAutodiff> Ranks for Collective<B> {
     fn rank(&self) -> usize {
         self.rank
     }
@@ -244,6 +276,14 @@ impl<B: FusedAutodiff> Replicas<B> for Collective<B> {
         self.world
     }
 
+    fn sum(&self, values: &[f32]) -> Result<Vec<f32>> {
+        let tensor = Tensor::<B::InnerBackend, 1>::from_floats(values, &self.device);
+        let summed = self.all_reduce(tensor, ReduceOperation::Sum, "gathering the evaluation")?;
+        Ok(summed.into_data().iter::<f32>().collect())
+    }
+}
+
+impl<B: FusedAutodiff> Replicas<B> for Collective<B> {
     fn agree(&self, what: &str, value: u64) -> Result<()> {
         self.check_same(what, value)
     }

@@ -18,6 +18,7 @@ pub mod collective;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod gather;
 pub mod hypernetwork;
 pub mod lock;
 pub mod manifest;

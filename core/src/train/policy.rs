@@ -7,6 +7,7 @@ use burn::module::AutodiffModule;
 use super::checkpoint::{self, TrainerState};
 use super::config::{EvaluationStrategy, RunConfig};
 use super::evaluate::{evaluate, format_metrics};
+use super::gather::Ranks;
 use super::observer::Observer;
 use super::outputs::Outputs;
 use super::setup::Setup;
@@ -24,15 +25,17 @@ pub struct StepRecord {
     pub interrupted: bool,
 }
 
-/// The run config's answers to "what now?", and the output directory they write to.
+/// The run config's answers to "what now?", the output directory they write to, and the
+/// ranks that share the evaluations.
 pub struct Policy<'a> {
     config: &'a RunConfig,
     pub out: &'a Outputs,
+    ranks: &'a dyn Ranks,
 }
 
 impl<'a> Policy<'a> {
-    pub fn new(config: &'a RunConfig, out: &'a Outputs) -> Self {
-        Self { config, out }
+    pub fn new(config: &'a RunConfig, out: &'a Outputs, ranks: &'a dyn Ranks) -> Self {
+        Self { config, out, ranks }
     }
 
     fn log_now(&self, step: usize) -> bool {
@@ -78,9 +81,10 @@ impl<'a> Policy<'a> {
         }
         // A new best was saved just now: saving the same step again would only open a moment
         // with no checkpoint of it (the old one removed, the new one not yet renamed).
-        // In a data-parallel run rank 0 alone evaluates and saves (a follower writes nothing).
+        // In a data-parallel run every rank evaluates its share; rank 0 alone saves (a
+        // follower writes nothing).
         let writes = self.out.writes();
-        let saved = writes && self.evaluate_now(step) && self.evaluate(setup, state, obs)?;
+        let saved = self.evaluate_now(step) && self.evaluate(setup, state, obs)?;
         let interrupted = record.interrupted;
         if writes && (self.save_now(step) || interrupted) {
             if !saved {
@@ -104,7 +108,8 @@ impl<'a> Policy<'a> {
     }
 
     /// Evaluates on the validation splits, logs the metrics, and saves a checkpoint when
-    /// `metric_for_best_model` improved; returns whether it saved.
+    /// `metric_for_best_model` improved; returns whether it saved (never on a follower, which
+    /// keeps the best metric all the same).
     fn evaluate<B: FusedAutodiff>(
         &self,
         setup: &Setup<B>,
@@ -120,7 +125,17 @@ impl<'a> Policy<'a> {
             &setup.data,
             &setup.tokenizer,
             false,
+            self.ranks,
         )?;
+        if !self.out.writes() {
+            if let Some(&m) = metrics.get(&self.config.metric_for_best_model) {
+                if self.is_better(m, state.best_metric) {
+                    state.best_metric = Some(m);
+                    state.best_checkpoint = Some(checkpoint::name(state.step));
+                }
+            }
+            return Ok(false);
+        }
         obs.message(&format!(
             "step {}: {}",
             state.step,
@@ -138,16 +153,15 @@ impl<'a> Policy<'a> {
         Ok(false)
     }
 
-    /// After the last step: the best checkpoint back (`load_best_model_at_end`), then the
-    /// export: each task's adapter directory (`adapters/<task>/`) with adapters, the fine-tuned
-    /// model as a model directory (`model/`) when the backbone trained.
-    pub fn finish<B: FusedAutodiff>(
+    /// After the last step (on every rank, so that they evaluate the same weights): the best
+    /// checkpoint back (`load_best_model_at_end`); returns whether it loaded one.
+    pub fn restore_best<B: FusedAutodiff>(
         &self,
         setup: &mut Setup<B>,
         state: &TrainerState,
         device: &B::Device,
         obs: &mut dyn Observer,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if let (true, Some(best)) = (self.config.load_best_model_at_end, &state.best_checkpoint) {
             let dir = self.out.dir.join(best);
             if dir.is_dir() {
@@ -157,8 +171,15 @@ impl<'a> Policy<'a> {
                     state.best_metric.unwrap_or(0.0)
                 ));
                 setup.trainable.restore(&dir, device)?;
+                return Ok(true);
             }
         }
+        Ok(false)
+    }
+
+    /// The export (rank 0): each task's adapter directory (`adapters/<task>/`) with adapters,
+    /// the fine-tuned model as a model directory (`model/`) when the backbone trained.
+    pub fn export<B: FusedAutodiff>(&self, setup: &Setup<B>) -> Result<()> {
         let tr = &setup.trainable;
         if self.config.train_adapters {
             tr.adapters.valid().export(

@@ -14,17 +14,15 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::config::RunConfig;
+pub use super::gather::Ranks;
 use super::step::StepGradients;
 use super::trainable::Trainable;
 use crate::error::Result;
 use crate::fused::FusedAutodiff;
 
-/// The ranks of a run.
-pub trait Replicas<B: FusedAutodiff> {
-    /// This rank, `0..world()`; rank 0 writes the outputs.
-    fn rank(&self) -> usize;
-    /// The number of ranks.
-    fn world(&self) -> usize;
+/// The ranks of a run: who they are and their sum ([`Ranks`], all a sharded evaluation needs),
+/// and the exchanges of training.
+pub trait Replicas<B: FusedAutodiff>: Ranks {
     /// Refuses to go on unless every rank has the same `value` of `what` (a fingerprint of the
     /// run config, the step resumed from); a barrier too: it returns once every rank called it.
     fn agree(&self, what: &str, value: u64) -> Result<()>;
@@ -41,13 +39,19 @@ pub trait Replicas<B: FusedAutodiff> {
 /// A run of one rank: nothing to exchange.
 pub struct Alone;
 
-impl<B: FusedAutodiff> Replicas<B> for Alone {
+impl Ranks for Alone {
     fn rank(&self) -> usize {
         0
     }
     fn world(&self) -> usize {
         1
     }
+    fn sum(&self, values: &[f32]) -> Result<Vec<f32>> {
+        Ok(values.to_vec())
+    }
+}
+
+impl<B: FusedAutodiff> Replicas<B> for Alone {
     fn agree(&self, _: &str, _: u64) -> Result<()> {
         Ok(())
     }

@@ -75,7 +75,7 @@ pub fn run_replicated<B: FusedAutodiff>(
     }
     let global = global_batches(config, replicas.world());
     let mut schedule = Schedule::new(&global, &setup.data)?;
-    let policy = Policy::new(config, &out);
+    let policy = Policy::new(config, &out, replicas);
     let mut summary = RunSummary::default();
     if config.do_train {
         let (state, examples, seconds) = train(
@@ -90,14 +90,24 @@ pub fn run_replicated<B: FusedAutodiff>(
         summary.steps = state.step;
         summary.seconds = seconds;
         summary.examples_per_s = examples as f64 / seconds.max(1e-9);
-        if !main {
-            return Ok(summary);
+        // Rank 0 has saved its last checkpoint: every rank finds the best one.
+        replicas.agree("last step", state.step as u64)?;
+        let best = policy.restore_best(&mut setup, &state, &device, obs)?;
+        replicas.agree(
+            "best checkpoint loaded (is `output_dir` shared by every node?)",
+            best as u64,
+        )?;
+        if main {
+            policy.export(&setup)?;
         }
-        policy.finish(&mut setup, &state, &device, obs)?;
     }
-    if !main {
+    if !(config.do_eval || config.do_test) {
+        if main {
+            out.write_curves(&config.output_dir.display().to_string())?;
+        }
         return Ok(summary);
     }
+    // Every rank evaluates its share of each split; rank 0 writes the results.
     let (model, adapters) = (
         setup.trainable.model.valid(),
         setup.trainable.adapters.valid(),
@@ -105,19 +115,25 @@ pub fn run_replicated<B: FusedAutodiff>(
     let set = adapters.all()?;
     let set = set.as_ref();
     let (data, tok) = (&setup.data, &setup.tokenizer);
-    if config.do_eval {
-        let metrics = evaluate(&model, set, config, data, tok, false)?;
-        obs.message(&format!("validation: {}", format_metrics(&metrics)));
-        out.write_results(false, &metrics)?;
-        summary.validation = Some(metrics);
+    for (test, wanted) in [(false, config.do_eval), (true, config.do_test)] {
+        if !wanted {
+            continue;
+        }
+        let metrics = evaluate(&model, set, config, data, tok, test, replicas)?;
+        let split = if test { "test" } else { "validation" };
+        obs.message(&format!("{split}: {}", format_metrics(&metrics)));
+        if main {
+            out.write_results(test, &metrics)?;
+        }
+        if test {
+            summary.test = Some(metrics);
+        } else {
+            summary.validation = Some(metrics);
+        }
     }
-    if config.do_test {
-        let metrics = evaluate(&model, set, config, data, tok, true)?;
-        obs.message(&format!("test: {}", format_metrics(&metrics)));
-        out.write_results(true, &metrics)?;
-        summary.test = Some(metrics);
+    if main {
+        out.write_curves(&config.output_dir.display().to_string())?;
     }
-    out.write_curves(&config.output_dir.display().to_string())?;
     Ok(summary)
 }
 

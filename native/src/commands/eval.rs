@@ -9,6 +9,7 @@ use t5_core::fused::FusedOps;
 use t5_core::generation::limits::{memory_for, MAX_TOKENS};
 use t5_core::train::data::{prepare_data, TaskData};
 use t5_core::train::evaluate::{evaluate, format_metrics, predict};
+use t5_core::train::replicas::Alone;
 use t5_core::train::setup::{check_batch_memory, load_tokenizer};
 use t5_core::train::RunConfig;
 use t5_core::{T5ForConditionalGeneration, T5Tokenizer};
@@ -142,6 +143,7 @@ impl Job for EvalJob {
             &data,
             &tok,
             self.0.test,
+            &Alone,
         )?)
     }
 }
@@ -186,7 +188,7 @@ impl Job for PredictJob {
                 self.0.config.tasks.join(", ")
             );
         };
-        let predictions = predict(&model, &set, &self.0.config, td, &tok, self.0.test)?;
+        let predictions = predict(&model, &set, &self.0.config, td, &tok, self.0.test, &Alone)?;
         Ok(td
             .rows(self.0.test)
             .iter()

@@ -55,9 +55,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         run_on(backend, TrainJob { config, stop })?
     } else {
         topology.check()?;
-        if topology.nodes > 1 {
-            anyhow::bail!("{MULTI_NODE}");
-        }
         let job = ParallelJob {
             config,
             stop,
@@ -74,12 +71,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     Ok(())
 }
-
-/// Why `--nodes` above 1 is refused (see README, "Data-parallel training").
-const MULTI_NODE: &str = "--nodes: training across processes is not available with \
-burn-collective 0.21.0, whose global all-reduce never returns a second time in a process (its \
-`SyncService::sync` clears a copy of the list of synced peers, not the list); train on the \
-devices of one process with --devices";
 
 /// Reads a run config and prints its warnings (`warning: <path>: <msg>`) on stderr, before
 /// anything else is printed, so they are not lost above a long run's output.
