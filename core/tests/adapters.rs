@@ -121,21 +121,7 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device)
 fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     for (case, base) in CASES {
         let g = json(adapters_dir().join(case).join("golden.json"));
-        let dir = ModelDir::open(model_dir(base)).unwrap();
-        let model = dir.load_model::<B>(device).unwrap();
-        let mut set = AdapterSet::default();
-        set.insert(load_adapter::<B>(&adapters_dir().join(case), &dir.config, device).unwrap());
-        let name = set.tasks[0].name.clone();
-        let adapters = Adapters::task(&set, &name).unwrap();
-        let mut config = GenerationConfig::for_model(&dir.config);
-        config.max_new_tokens = 16;
-        let got = generate(&model, &inputs_of(&g), &config, Some(&adapters)).unwrap();
-        let want: Vec<Vec<u32>> = g
-            .ints("greedy")
-            .iter()
-            .map(|r| strip_generated(r, 1))
-            .collect();
-        assert_eq!(got, want, "{case}: greedy");
+        adapter_greedy_matches::<B>(&adapters_dir().join(case), base, &g, device);
     }
 }
 

@@ -11,7 +11,6 @@ use burn::prelude::*;
 use common::*;
 use t5_core::adapter::{load_adapter, named_tensors, save_adapter, AdapterSet, Adapters};
 use t5_core::checkpoint::ModelDir;
-use t5_core::generation::{generate, GenerationConfig};
 
 fn compacter_dir() -> PathBuf {
     fixtures().join("compacter")
@@ -81,20 +80,7 @@ fn forward_and_grads_match<B: t5_core::fused::FusedAutodiff>(device: &B::Device,
 fn greedy_matches<B: t5_core::fused::FusedOps>(device: &B::Device) {
     for (case, base) in CASES {
         let g = json(compacter_dir().join(case).join("golden.json"));
-        let dir = ModelDir::open(model_dir(base)).unwrap();
-        let model = dir.load_model::<B>(device).unwrap();
-        let mut set = AdapterSet::default();
-        set.insert(load_adapter::<B>(&compacter_dir().join(case), &dir.config, device).unwrap());
-        let adapters = Adapters::task(&set, &set.tasks[0].name).unwrap();
-        let mut config = GenerationConfig::for_model(&dir.config);
-        config.max_new_tokens = 16;
-        let got = generate(&model, &inputs_of(&g), &config, Some(&adapters)).unwrap();
-        let want: Vec<Vec<u32>> = g
-            .ints("greedy")
-            .iter()
-            .map(|r| strip_generated(r, 1))
-            .collect();
-        assert_eq!(got, want, "{case}: greedy");
+        adapter_greedy_matches::<B>(&compacter_dir().join(case), base, &g, device);
     }
 }
 
@@ -143,22 +129,8 @@ fn a_compacter_saves_back_in_its_format() {
         let out = tempfile::tempdir().unwrap();
         let name = set.tasks[0].name.clone();
         save_adapter(&set, &name, &dir.config, out.path()).unwrap();
-        let read = |p: PathBuf| std::fs::read(p).unwrap();
         let file = "adapter.safetensors";
-        let (a, b) = (read(src.join(file)), read(out.path().join(file)));
-        let (a, b) = (
-            safetensors::SafeTensors::deserialize(&a).unwrap(),
-            safetensors::SafeTensors::deserialize(&b).unwrap(),
-        );
-        let mut names: Vec<_> = a.names();
-        names.sort();
-        let mut saved: Vec<_> = b.names();
-        saved.sort();
-        assert_eq!(names, saved, "{case}");
-        for name in names {
-            let (x, y) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
-            assert_eq!((x.shape(), x.data()), (y.shape(), y.data()), "{name}");
-        }
+        same_safetensors(&src.join(file), &out.path().join(file));
     }
 }
 

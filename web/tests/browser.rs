@@ -141,6 +141,39 @@ async fn a_peft_lora_generates_the_ids_peft_generates() {
     }
 }
 
+/// An (IA)³ adapter saved by PEFT (attached as `ia3`) and a Compacter++ saved by the adapters
+/// library (attached under its name) generate the ids their libraries generated.
+#[wasm_bindgen_test]
+async fn ia3_and_compacter_adapters_generate_their_libraries_ids() {
+    let demo = load("cpu").await;
+    let cases: [(&[u8], &[u8], &str, &str); 2] = [
+        (
+            include_bytes!("../../tests/fixtures/ia3/ia3-v1_1/adapter_config.json"),
+            include_bytes!("../../tests/fixtures/ia3/ia3-v1_1/adapter_model.safetensors"),
+            include_str!("../../tests/fixtures/ia3/ia3-v1_1/golden.json"),
+            "ia3",
+        ),
+        (
+            include_bytes!("../../tests/fixtures/compacter/compacterpp-v1_1/adapter_config.json"),
+            include_bytes!("../../tests/fixtures/compacter/compacterpp-v1_1/adapter.safetensors"),
+            include_str!("../../tests/fixtures/compacter/compacterpp-v1_1/golden.json"),
+            "ah_compacterpp",
+        ),
+    ];
+    for (config, weights, golden, want_name) in cases {
+        let name = demo
+            .add_adapter(None, config, weights.to_vec())
+            .ok()
+            .unwrap();
+        assert_eq!(name, want_name);
+        demo.set_task_output(Some(&name)).await.ok().unwrap();
+        let (texts, want) = expected(golden, "greedy");
+        for (text, want) in texts.iter().zip(&want) {
+            assert_eq!(&greedy(&demo, text).await, want, "{name}: {text}");
+        }
+    }
+}
+
 #[wasm_bindgen_test]
 async fn cpu_generates_the_ids_transformers_generates() {
     backbone_and_adapter_match_python("cpu").await;

@@ -231,3 +231,47 @@ pub fn grad_values<B: burn::tensor::backend::AutodiffBackend>(
         NamedTensor::Block(b) => layout(NamedTensor::Block(b.grad(grads).expect(missing))),
     }
 }
+
+/// Greedy ids (16 new tokens) of model `base` with the adapter in `adapter_dir` equal the
+/// golden `greedy` rows of `g`.
+pub fn adapter_greedy_matches<B: t5_core::fused::FusedOps>(
+    adapter_dir: &Path,
+    base: &str,
+    g: &Golden,
+    device: &B::Device,
+) {
+    use t5_core::adapter::{load_adapter, AdapterSet, Adapters};
+    use t5_core::generation::{generate, GenerationConfig};
+    let dir = t5_core::checkpoint::ModelDir::open(model_dir(base)).unwrap();
+    let model = dir.load_model::<B>(device).unwrap();
+    let mut set = AdapterSet::default();
+    set.insert(load_adapter::<B>(adapter_dir, &dir.config, device).unwrap());
+    let adapters = Adapters::task(&set, &set.tasks[0].name).unwrap();
+    let mut config = GenerationConfig::for_model(&dir.config);
+    config.max_new_tokens = 16;
+    let got = generate(&model, &inputs_of(g), &config, Some(&adapters)).unwrap();
+    let want: Vec<Vec<u32>> = g
+        .ints("greedy")
+        .iter()
+        .map(|r| strip_generated(r, 1))
+        .collect();
+    assert_eq!(got, want, "{}: greedy", adapter_dir.display());
+}
+
+/// Two safetensors files hold the same tensors: names, shapes and bytes.
+pub fn same_safetensors(a: &Path, b: &Path) {
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let mut names: Vec<_> = a.names();
+    names.sort();
+    let mut saved: Vec<_> = b.names();
+    saved.sort();
+    assert_eq!(names, saved);
+    for name in names {
+        let (x, y) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
+        assert_eq!((x.shape(), x.data()), (y.shape(), y.data()), "{name}");
+    }
+}

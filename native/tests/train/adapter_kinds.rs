@@ -26,6 +26,16 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A backbone to adapt (two steps of full fine-tuning of the tiny preset, under `tmp/base`):
+/// its model directory.
+fn backbone(tmp: &Path) -> std::path::PathBuf {
+    let base = tmp.join("base");
+    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
+    full["save_steps"] = json!(0);
+    ok(&train(&write_config(tmp, &full)));
+    base.join("model")
+}
+
 fn lora_config(out: &Path, backbone: &Path) -> serde_json::Value {
     small_config(
         out,
@@ -44,12 +54,7 @@ fn lora_config(out: &Path, backbone: &Path) -> serde_json::Value {
 #[test]
 fn lora_runs_export_peft_files_resume_exactly_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
-    // A backbone to adapt: two steps of full fine-tuning of the tiny preset.
-    let base = tmp.path().join("base");
-    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
-    full["save_steps"] = json!(0);
-    ok(&train(&write_config(tmp.path(), &full)));
-    let model = base.join("model");
+    let model = backbone(tmp.path());
     // Uninterrupted, and stopped after step 5 then resumed.
     let whole = tmp.path().join("whole");
     ok(&train(&write_config(
@@ -135,11 +140,7 @@ fn generate_equals_merged(model: &Path, adapter: &Path, tmp: &Path) {
 #[test]
 fn ia3_runs_export_peft_files_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("base");
-    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
-    full["save_steps"] = json!(0);
-    ok(&train(&write_config(tmp.path(), &full)));
-    let model = base.join("model");
+    let model = backbone(tmp.path());
     let out = tmp.path().join("ia3");
     let config = small_config(
         &out,
@@ -169,11 +170,7 @@ fn ia3_runs_export_peft_files_and_merge() {
 #[test]
 fn compacter_runs_export_adapterhub_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("base");
-    let mut full = small_config(&base, json!({"max_steps": 2, "do_eval": false}));
-    full["save_steps"] = json!(0);
-    ok(&train(&write_config(tmp.path(), &full)));
-    let model = base.join("model");
+    let model = backbone(tmp.path());
     let out = tmp.path().join("compacter");
     let config = small_config(
         &out,
