@@ -409,7 +409,7 @@ fn an_adapter_for_another_model_is_one_line() {
     let unsupported = fixtures()
         .join("adapters")
         .join("unsupported")
-        .join("compacter");
+        .join("parallel");
     let out = native(&[
         "generate",
         "--backend",
@@ -420,7 +420,7 @@ fn an_adapter_for_another_model_is_one_line() {
         unsupported.to_str().unwrap(),
         "hello",
     ]);
-    assert_one_line_error(&out, &["compacter", "phm_layer"]);
+    assert_one_line_error(&out, &["parallel", "is_parallel"]);
 }
 
 fn hyper_fixture(case: &str) -> (PathBuf, serde_json::Value) {
