@@ -362,11 +362,17 @@ impl Routing {
     }
 }
 
-/// Adapters for one forward pass: the set and the routing of its rows.
+/// Each site's gathered per-row LoRA pairs ([`super::lora::rows::gather_per_row`]).
+type Gathered<B> = std::collections::HashMap<usize, (Tensor<B, 3>, Tensor<B, 3>)>;
+
+/// Adapters for one forward pass (or one generation): the set and the routing of its rows.
 #[derive(Clone, Debug)]
 pub struct Adapters<'a, B: Backend> {
     pub set: &'a AdapterSet<B>,
     pub routing: Routing,
+    /// The per-row LoRA pairs gathered so far, by site: the routing does not change while
+    /// this lives, so every decoding step reuses them.
+    gathered: std::cell::RefCell<Gathered<B>>,
 }
 
 impl<'a, B: Backend> Adapters<'a, B> {
@@ -375,6 +381,7 @@ impl<'a, B: Backend> Adapters<'a, B> {
         Ok(Self {
             set,
             routing: Routing::Task(set.index(name)?),
+            gathered: Default::default(),
         })
     }
 
@@ -387,6 +394,7 @@ impl<'a, B: Backend> Adapters<'a, B> {
         Ok(Self {
             set,
             routing: Routing::Rows(rows),
+            gathered: Default::default(),
         })
     }
 
@@ -394,6 +402,7 @@ impl<'a, B: Backend> Adapters<'a, B> {
         Self {
             set: self.set,
             routing: self.routing.repeat_rows(k),
+            gathered: Default::default(),
         }
     }
 }
@@ -474,9 +483,16 @@ impl<B: FusedOps> Adapters<'_, B> {
         let lora_of =
             |task: Option<usize>| task.and_then(|t| self.set.tasks[t].linears.get(site)?.as_ref());
         if let Routing::Rows(rows) = &self.routing {
-            let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
-            if let Some(delta) = super::lora::rows::delta_per_row(&loras, &x, d_out) {
-                return delta;
+            let cached = self.gathered.borrow().get(&site).cloned();
+            let pair = cached.or_else(|| {
+                let loras: Vec<_> = rows.iter().map(|&t| lora_of(t)).collect();
+                let dims = (x.dims()[2], d_out);
+                let pair = super::lora::rows::gather_per_row(&loras, dims, &x.device())?;
+                self.gathered.borrow_mut().insert(site, pair.clone());
+                Some(pair)
+            });
+            if let Some((a, b)) = pair {
+                return x.matmul(a).matmul(b);
             }
         }
         self.by_rows(vec![x], |task, mut xs| {
