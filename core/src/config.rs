@@ -308,6 +308,18 @@ impl T5Config {
     pub fn t5_small() -> Self {
         serde_json::from_str("{}").expect("defaults deserialize")
     }
+
+    /// t5-base's shape (t5-small's with d_model 768, d_ff 3072, 12 heads, 12 + 12 layers).
+    pub fn t5_base() -> Self {
+        Self {
+            d_model: 768,
+            d_ff: 3072,
+            num_heads: 12,
+            num_layers: 12,
+            num_decoder_layers: Some(12),
+            ..Self::t5_small()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -161,14 +161,7 @@ mod tests {
     #[test]
     fn counts_at_t5_small_and_t5_base() {
         let small = T5Config::t5_small();
-        let mut base = T5Config::t5_small();
-        (
-            base.d_model,
-            base.d_ff,
-            base.num_heads,
-            base.num_layers,
-            base.num_decoder_layers,
-        ) = (768, 3072, 12, 12, Some(12));
+        let base = T5Config::t5_base();
         let c = Ia3Config::default();
         // t5-small: 6+6 blocks, k,v (512 each) in 18 attentions, wo input (2048) in 12 blocks.
         assert_eq!(c.num_params(&small).unwrap(), 18 * 2 * 512 + 12 * 2048);

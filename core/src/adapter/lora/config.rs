@@ -228,14 +228,7 @@ mod tests {
     #[test]
     fn counts_at_t5_small_and_t5_base() {
         let small = T5Config::t5_small();
-        let mut base = T5Config::t5_small();
-        (
-            base.d_model,
-            base.d_ff,
-            base.num_heads,
-            base.num_layers,
-            base.num_decoder_layers,
-        ) = (768, 3072, 12, 12, Some(12));
+        let base = T5Config::t5_base();
         let qv = LoraConfig::default();
         let all = LoraConfig {
             target_modules: Modules::Names(
